@@ -1,0 +1,151 @@
+// Shared test helpers: start an engine on a loopback port, talk to it with
+// raw sockets, and count file descriptors.
+import fs from 'node:fs';
+import net from 'node:net';
+
+import { Feersum, type EngineOptions, type FeersumRequest } from '../lib/index';
+
+export interface TestServer {
+  engine: Feersum;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startServer(
+  handler: (req: FeersumRequest) => unknown,
+  options?: EngineOptions,
+): Promise<TestServer> {
+  const engine = new Feersum(options);
+  engine.requestHandler(handler);
+  engine.onError(() => {}); // tests that care install their own hook
+  const { port } = await engine.listen({ host: '127.0.0.1', port: 0 });
+  return { engine, port, close: () => engine.gracefulShutdown() };
+}
+
+export async function startPsgi(app: Parameters<Feersum['psgiRequestHandler']>[0], options?: EngineOptions): Promise<TestServer> {
+  const engine = new Feersum(options);
+  engine.psgiRequestHandler(app);
+  engine.onError(() => {});
+  const { port } = await engine.listen({ host: '127.0.0.1', port: 0 });
+  return { engine, port, close: () => engine.gracefulShutdown() };
+}
+
+/** Sends raw bytes and collects everything the server sends until it closes (or the timeout). */
+export function rawExchange(
+  port: number,
+  data: string | Buffer | Array<string | Buffer>,
+  opts: { timeout?: number; gapMs?: number; endAfterWrite?: boolean } = {},
+): Promise<{ data: Buffer; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const sock = net.connect(port, '127.0.0.1');
+    let closed = false;
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve({ data: Buffer.concat(chunks), closed });
+    }, opts.timeout ?? 2000);
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNRESET' || err.code === 'EPIPE') return; // the server closing on bad input
+      clearTimeout(timer);
+      reject(err);
+    });
+    sock.on('close', () => {
+      closed = true;
+      clearTimeout(timer);
+      resolve({ data: Buffer.concat(chunks), closed });
+    });
+    const pieces = Array.isArray(data) ? data : [data];
+    sock.on('connect', async () => {
+      for (const p of pieces) {
+        if (sock.destroyed) return;
+        sock.write(p);
+        if (opts.gapMs) await new Promise((r) => setTimeout(r, opts.gapMs));
+      }
+      if (opts.endAfterWrite) sock.end();
+    });
+  });
+}
+
+export interface ParsedResponse {
+  status: number;
+  headers: Record<string, string>;
+  rawHead: string;
+  body: Buffer;
+}
+
+/**
+ * Splits a byte stream into HTTP/1.1 responses (Content-Length, chunked, or
+ * close-delimited when `toEnd`); stops at the first incomplete one.
+ */
+export function parseResponses(buf: Buffer, opts: { headRequests?: number[]; toEnd?: boolean } = {}): ParsedResponse[] {
+  const out: ParsedResponse[] = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    const end = buf.indexOf('\r\n\r\n', pos);
+    if (end < 0) break;
+    const rawHead = buf.subarray(pos, end).toString('latin1');
+    const lines = rawHead.split('\r\n');
+    const status = Number(lines[0].split(' ')[1]);
+    const headers: Record<string, string> = {};
+    for (const line of lines.slice(1)) {
+      const i = line.indexOf(':');
+      const k = line.slice(0, i).toLowerCase();
+      const v = line.slice(i + 1).trim();
+      headers[k] = headers[k] === undefined ? v : headers[k] + ', ' + v;
+    }
+    let p = end + 4;
+    let body: Buffer;
+    const noBody = (opts.headRequests ?? []).includes(out.length) || status === 204 || status === 304 || status < 200;
+    if (noBody) {
+      body = Buffer.alloc(0);
+    } else if (headers['transfer-encoding'] === 'chunked') {
+      const parts: Buffer[] = [];
+      let complete = false;
+      for (;;) {
+        const lineEnd = buf.indexOf('\r\n', p);
+        if (lineEnd < 0) break;
+        const size = parseInt(buf.subarray(p, lineEnd).toString('latin1'), 16);
+        if (Number.isNaN(size)) throw new Error(`bad chunk size at ${p}`);
+        if (size === 0) {
+          if (buf.length < lineEnd + 4) break;
+          p = lineEnd + 4;
+          complete = true;
+          break;
+        }
+        if (buf.length < lineEnd + 2 + size + 2) break;
+        parts.push(buf.subarray(lineEnd + 2, lineEnd + 2 + size));
+        p = lineEnd + 2 + size + 2;
+      }
+      if (!complete) break;
+      body = Buffer.concat(parts);
+    } else if (headers['content-length'] !== undefined) {
+      const n = Number(headers['content-length']);
+      if (buf.length < p + n) break;
+      body = buf.subarray(p, p + n);
+      p += n;
+    } else {
+      if (!opts.toEnd) break;
+      body = buf.subarray(p);
+      p = buf.length;
+    }
+    pos = p;
+    out.push({ status, headers, rawHead, body });
+  }
+  return out;
+}
+
+export function openFdCount(): number {
+  return fs.readdirSync('/proc/self/fd').length;
+}
+
+/** Waits until fn() is true (polling), or fails after `ms`. */
+export async function waitFor(fn: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
+  const start = Date.now();
+  while (!fn()) {
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
