@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/engine.cc",
         "native/listener.cc",
+        "native/proxy_protocol.cc",
         "native/connection.cc",
         "native/response.cc",
         "native/write_queue.cc",

@@ -36,6 +36,8 @@ export interface ListenOptions {
   ipv6Only?: boolean;
   /** SO_REUSEPORT, so several processes can bind the same port. */
   reusePort?: boolean;
+  /** Connections start with a PROXY protocol v1/v2 header (HAProxy, cloud load balancers). */
+  proxyProtocol?: boolean;
 }
 
 export interface AddressInfo {
@@ -114,14 +116,15 @@ export class Feersum implements EngineCore {
   /** Starts accepting on a TCP address or a Unix socket path. */
   async listen(opts: ListenOptions = {}): Promise<AddressInfo> {
     const backlog = opts.backlog ?? 511;
-    if (opts.path !== undefined) return this.addListener(this.native.listenUnix(opts.path, backlog));
+    const lopts = { proxyProtocol: !!opts.proxyProtocol };
+    if (opts.path !== undefined) return this.addListener(this.native.listenUnix(opts.path, backlog, lopts));
     const port = opts.port ?? 0;
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`invalid port ${String(opts.port)}`);
     let host = opts.host;
     if (host === undefined || host === '') {
       // As node:http does: every address, IPv6 and IPv4, when IPv6 exists.
       try {
-        return this.addListener(this.native.listenTcp('::', port, backlog, false, !!opts.reusePort));
+        return this.addListener(this.native.listenTcp('::', port, backlog, false, !!opts.reusePort, lopts));
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EAFNOSUPPORT') throw err;
         host = '0.0.0.0';
@@ -130,7 +133,7 @@ export class Feersum implements EngineCore {
       host = host.slice(1, -1);
     }
     if (net.isIP(host) === 0) host = (await dns.lookup(host)).address;
-    return this.addListener(this.native.listenTcp(host, port, backlog, !!opts.ipv6Only, !!opts.reusePort));
+    return this.addListener(this.native.listenTcp(host, port, backlog, !!opts.ipv6Only, !!opts.reusePort, lopts));
   }
 
   /**
@@ -138,11 +141,11 @@ export class Feersum implements EngineCore {
    * The server stops accepting itself (its handle is closed; a Unix socket
    * file stays in place).
    */
-  useSocket(server: net.Server): AddressInfo {
+  useSocket(server: net.Server, opts: { proxyProtocol?: boolean } = {}): AddressInfo {
     const handle = (server as unknown as { _handle?: { fd?: number } })._handle;
     const fd = handle?.fd;
     if (typeof fd !== 'number' || fd < 0) throw new TypeError('useSocket() needs a listening net.Server');
-    const result = this.addListener(this.native.listenFd(fd, 511, true));
+    const result = this.addListener(this.native.listenFd(fd, 511, true, { proxyProtocol: !!opts.proxyProtocol }));
     const addr = server.address();
     if (typeof addr === 'string' && addr !== '' && !addr.startsWith('\0') && !addr.startsWith('@')) {
       // Closing a Unix-socket server unlinks its path; keep the file for our
@@ -158,9 +161,9 @@ export class Feersum implements EngineCore {
   }
 
   /** Accepts on an inherited listening socket (the engine owns the fd from now on). */
-  acceptOnFd(fd: number): AddressInfo {
+  acceptOnFd(fd: number, opts: { proxyProtocol?: boolean } = {}): AddressInfo {
     if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`invalid file descriptor ${String(fd)}`);
-    return this.addListener(this.native.listenFd(fd, 511, false));
+    return this.addListener(this.native.listenFd(fd, 511, false, { proxyProtocol: !!opts.proxyProtocol }));
   }
 
   /** Stops accepting; open connections go on. */
@@ -277,6 +280,7 @@ export class Feersum implements EngineCore {
   /** A handler threw or rejected: 500 if nothing was sent yet, else the connection closes. */
   handlerFailed(req: FeersumRequest, err: unknown): void {
     this.reportError(err, req);
+    req._watchCleanup();
     if (req._detached) return;
     if (!req._responseStarted) {
       const rc = this.native.respond(req.id, 500, INTERNAL_ERROR_HEADERS, 2, 'Internal Server Error\n');

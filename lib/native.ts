@@ -9,11 +9,22 @@ export interface NativeListenResult {
   family: string;
 }
 
+export interface NativeListenerOptions {
+  proxyProtocol: boolean;
+}
+
 export interface NativeEngine {
   configure(options: Record<string, number>, info?: Int32Array): void;
-  listenTcp(host: string, port: number, backlog: number, ipv6Only: boolean, reusePort: boolean): NativeListenResult;
-  listenUnix(path: string, backlog: number): NativeListenResult;
-  listenFd(fd: number, backlog: number, duplicate: boolean): NativeListenResult;
+  listenTcp(
+    host: string,
+    port: number,
+    backlog: number,
+    ipv6Only: boolean,
+    reusePort: boolean,
+    opts: NativeListenerOptions,
+  ): NativeListenResult;
+  listenUnix(path: string, backlog: number, opts: NativeListenerOptions): NativeListenResult;
+  listenFd(fd: number, backlog: number, duplicate: boolean, opts: NativeListenerOptions): NativeListenResult;
   unlisten(): void;
   shutdown(onDone: () => void): void;
   stats(): { connections: number; requests: number };
@@ -41,6 +52,13 @@ export interface NativeBinding {
   ) => NativeEngine;
   probeRequests(buf: Buffer, splitEvery?: number, maxHeadSize?: number, maxHeaders?: number): unknown;
   setScalarParser(scalar: boolean): void;
+  /** A bound, listening socket that nothing accepts on yet; returns its fd. */
+  bindSocket(
+    address: { host: string; port: number } | { path: string },
+    backlog?: number,
+    ipv6Only?: boolean,
+    reusePort?: boolean,
+  ): number;
 }
 
 // Info array layout (native/engine.h InfoIndex / InfoFlag).
@@ -86,6 +104,7 @@ export const ERR_LENGTH_MISMATCH = -5;
 export const ERR_NOT_STREAMING = -6;
 export const ERR_NO_MEMORY = -7;
 export const ERR_BAD_BODY = -8;
+export const ERR_OVERFLOW = -9;
 
 let binding: NativeBinding | undefined;
 

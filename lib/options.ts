@@ -28,6 +28,13 @@ export interface EngineOptions {
   writeHighWaterMark?: number;
   /** Requests on one connection parsed ahead of their responses. */
   maxPipeline?: number;
+  /**
+   * Bytes of output queued for one connection beyond which a stream that
+   * ignores backpressure is stopped: the connection is dropped and the error reported.
+   */
+  maxWriteBuffer?: number;
+  /** Seconds a handler may take to start its response; then the client gets 503 (0 = no limit). */
+  handlerTimeout?: number;
 }
 
 export type ResolvedOptions = Required<EngineOptions>;
@@ -50,6 +57,8 @@ export const DEFAULT_OPTIONS: ResolvedOptions = {
   allowUnderscoreHeaders: false,
   writeHighWaterMark: 64 * 1024,
   maxPipeline: 32,
+  maxWriteBuffer: 16 * 1024 * 1024,
+  handlerTimeout: 0,
 };
 
 const LIMITS: Record<keyof EngineOptions, [number, number]> = {
@@ -67,6 +76,8 @@ const LIMITS: Record<keyof EngineOptions, [number, number]> = {
   allowUnderscoreHeaders: [0, 1],
   writeHighWaterMark: [1, 2 ** 31 - 1],
   maxPipeline: [1, 1024],
+  maxWriteBuffer: [64 * 1024, Number.MAX_SAFE_INTEGER],
+  handlerTimeout: [0, 86400 * 365],
 };
 
 /** Validates `update` and merges it over `base`; throws a TypeError/RangeError naming the option. */
@@ -103,6 +114,8 @@ export function nativeOptions(o: ResolvedOptions): Record<string, number> {
     maxConnections: o.maxConnections,
     writeHighWaterMark: o.writeHighWaterMark,
     maxPipeline: o.maxPipeline,
+    maxWriteBuffer: o.maxWriteBuffer,
+    handlerTimeout: o.handlerTimeout,
     headerTimeout: o.headerTimeout,
     readTimeout: o.readTimeout,
     keepaliveTimeout: o.keepaliveTimeout,

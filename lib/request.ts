@@ -62,6 +62,7 @@ export class FeersumRequest {
   /** @internal */ _guards: Array<() => void> | undefined = undefined;
   /** @internal */ _cleanup: Array<(env: PsgiEnv) => void> | undefined = undefined;
   /** @internal */ _detached = false;
+  /** @internal */ _watched = false;
   /** @internal The connection went away before the response was complete. */ _aborted = false;
   private readonly targetOff: number;
   private readonly targetLen: number;
@@ -194,6 +195,7 @@ export class FeersumRequest {
     const rc = this._core.native.respond(this.id, status, block, headers ? headers.length : 0, body);
     if (rc === 0) {
       this._state = State.Done;
+      this._watchCleanup();
       return;
     }
     this.responseError(rc);
@@ -234,8 +236,15 @@ export class FeersumRequest {
     this._watch();
   }
 
+  /** @internal Runs the cleanup handlers once the response is done, if there are any. */
+  _watchCleanup(): void {
+    if (this._cleanup !== undefined && this._cleanup.length !== 0) this._watch();
+  }
+
   /** @internal Asks the addon for COMPLETE/ABORT events for this request. */
   _watch(): void {
+    if (this._watched) return;
+    this._watched = true;
     if (this._core.watch(this)) return;
     // Already finished (written or aborted): run the guards soon.
     process.nextTick(() => this._finished(false));

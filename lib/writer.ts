@@ -46,6 +46,7 @@ export class Writer {
     const core = this.req._core;
     const rc = core.native.end(this.req.id);
     this.req._markDone();
+    this.req._watchCleanup();
     if (rc === ERR_LENGTH_MISMATCH) {
       core.reportError(new Error('response body shorter than its Content-Length; connection closed'), this.req);
     }

@@ -375,6 +375,7 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   if (num("maxConnections", &v)) c.max_connections = static_cast<uint32_t>(v);
   if (num("writeHighWaterMark", &v)) c.write_high_water = static_cast<uint32_t>(v);
   if (num("maxPipeline", &v)) c.max_pipeline = static_cast<uint32_t>(v);
+  if (num("maxWriteBuffer", &v)) c.max_write_buffer = static_cast<uint64_t>(v);
   double t[static_cast<int>(TimeoutKind::Count)];
   const char* keys[] = {"headerTimeout", "readTimeout", "keepaliveTimeout", "writeTimeout", "lingerTimeout",
                         "handlerTimeout"};
@@ -383,6 +384,12 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   e->applyTimeouts(t);
   if (info.Length() > 1 && info[1].IsTypedArray()) e->setInfoArray(info[1]);
   return info.Env().Undefined();
+}
+
+// The listener options object: { proxyProtocol }.
+void applyListenerOptions(Listener* l, const Napi::Value& v) {
+  if (!l || !v.IsObject()) return;
+  l->proxy_protocol = v.As<Napi::Object>().Get("proxyProtocol").ToBoolean();
 }
 
 Napi::Value ListenResult(Napi::Env env, Engine* e, Listener* l, int err) {
@@ -409,6 +416,7 @@ Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
   Listener* l = Listener::listenTcp(e, host.c_str(), info[1].As<Napi::Number>().Int32Value(),
                                     info[2].As<Napi::Number>().Int32Value(), info[3].ToBoolean(),
                                     info[4].ToBoolean(), &err);
+  applyListenerOptions(l, info[5]);
   return ListenResult(info.Env(), e, l, err);
 }
 
@@ -417,6 +425,7 @@ Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>();
   int err = 0;
   Listener* l = Listener::listenUnix(e, path.c_str(), info[1].As<Napi::Number>().Int32Value(), &err);
+  applyListenerOptions(l, info[2]);
   return ListenResult(info.Env(), e, l, err);
 }
 
@@ -429,7 +438,32 @@ Napi::Value ListenFd(const Napi::CallbackInfo& info) {
   int err = fd < 0 ? -errno : 0;
   Listener* l = fd < 0 ? nullptr : Listener::listenFd(e, fd, info[1].As<Napi::Number>().Int32Value(), &err);
   if (!l && fd >= 0 && info[2].ToBoolean()) close(fd);
+  applyListenerOptions(l, info[3]);
   return ListenResult(info.Env(), e, l, err);
+}
+
+// bindSocket({ host, port } | { path }, backlog, ipv6Only, reusePort) -> fd:
+// a listening socket nobody accepts on yet (for the pre-fork supervisor).
+Napi::Value BindSocket(const Napi::CallbackInfo& info) {
+  Napi::Object o = info[0].As<Napi::Object>();
+  int backlog = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 511;
+  int fd;
+  if (o.Has("path")) {
+    std::string path = o.Get("path").As<Napi::String>();
+    fd = Listener::bindUnix(path.c_str(), backlog);
+  } else {
+    std::string host = o.Get("host").As<Napi::String>();
+    fd = Listener::bindTcp(host.c_str(), o.Get("port").As<Napi::Number>().Int32Value(), backlog,
+                           info[2].ToBoolean(), info[3].ToBoolean());
+  }
+  if (fd < 0) {
+    Napi::Error error = Napi::Error::New(info.Env(), std::string(uv_strerror(fd)));
+    error.Set("code", Napi::String::New(info.Env(), uv_err_name(fd)));
+    error.Set("errno", Napi::Number::New(info.Env(), fd));
+    error.ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  return Napi::Number::New(info.Env(), fd);
 }
 
 Napi::Value Unlisten(const Napi::CallbackInfo& info) {
@@ -497,6 +531,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probeRequests", Napi::Value(env, fn));
   napi_create_function(env, "setScalarParser", NAPI_AUTO_LENGTH, SetScalarParserBinding, nullptr, &fn);
   exports.Set("setScalarParser", Napi::Value(env, fn));
+  exports.Set("bindSocket", Napi::Function::New(env, BindSocket));
   return exports;
 }
 

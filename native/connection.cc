@@ -13,6 +13,7 @@
 
 #include "engine.h"
 #include "loop_context.h"
+#include "proxy_protocol.h"
 #include "response.h"
 
 namespace feersum {
@@ -45,9 +46,10 @@ Connection* Connection::create(Engine* engine, int listener_index, bool is_pipe)
   return c;
 }
 
-int Connection::accept(uv_stream_t* server) {
+int Connection::accept(uv_stream_t* server, bool proxy_protocol) {
   int r = uv_accept(server, &stream_);
   if (r != 0) return r;
+  awaiting_proxy_ = proxy_protocol;
   if (!is_pipe_) {
     uv_tcp_nodelay(&tcp_, 1);
     sockaddr_storage ss;
@@ -189,6 +191,10 @@ size_t Connection::process(const char* data, size_t len) {
   proc_len_ = len;
   size_t pos = 0;
   while (pos < len && !closed_ && !lingering_) {
+    if (FEERSUM_UNLIKELY(awaiting_proxy_)) {
+      if (!readProxyHeader(data + pos, len - pos, &pos)) break;
+      continue;
+    }
     if (body_req_) {
       pos += readBody(data + pos, len - pos);
       continue;
@@ -227,6 +233,31 @@ bool Connection::dispatchPinned(Request* r, const char* base, const RequestHead&
   engine_->dispatch(r, this, base, head, body, body_len);
   if (closed_) return false;
   r->pinned = false;
+  return true;
+}
+
+// A PROXY listener's connection starts with the balancer's header naming the
+// real client; anything else (or a malformed header) closes the connection.
+// The header deadline armed at accept bounds the wait.
+bool Connection::readProxyHeader(const char* data, size_t len, size_t* pos) {
+  ProxyHeader ph;
+  size_t used = 0;
+  switch (parseProxyHeader(data, len, &used, &ph)) {
+    case ProxyStatus::Partial:
+      return false;
+    case ProxyStatus::Invalid:
+      destroy();
+      return false;
+    case ProxyStatus::Complete:
+      break;
+  }
+  if (ph.has_source) {
+    std::memcpy(remote_addr, ph.source, ph.source_len + 1);
+    remote_addr_len = ph.source_len;
+    remote_port = ph.source_port;
+  }
+  awaiting_proxy_ = false;
+  *pos += used;
   return true;
 }
 
@@ -410,10 +441,18 @@ void Connection::rejectBody(Request* r, int status, const char* reason) {
     failRequest(status, reason);
     return;
   }
+  answerInsteadOfApp(r, status, reason);
+}
+
+void Connection::answerInsteadOfApp(Request* r, int status, const char* reason) {
+  if (closed_) return;
+  if (body_req_ == r) abortBody(r);
   if (r->response != ResponseState::None) {
     destroy();
     return;
   }
+  if (r->dispatched) engine_->queueEvent(ConnEvent::Abort, r);
+  r->notify = false;  // the Abort above is all JavaScript hears
   stop_parsing_ = true;
   r->keep_alive = false;
   error_status_ = static_cast<uint16_t>(status);
@@ -974,6 +1013,10 @@ void Connection::onTimeout(TimerNode* node, TimeoutKind kind) {
   switch (kind) {
     case TimeoutKind::Header:
       head_timer_running_ = false;
+      if (awaiting_proxy_) {
+        destroy();  // no HTTP answer to a balancer that never sent its header
+        return;
+      }
       // A client that sent part of a head hears why; one that sent nothing
       // is just closed (as nginx does).
       if (inbuf_len_ > 0 && !req_head_) {

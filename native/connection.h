@@ -42,7 +42,7 @@ class Connection {
   static Connection* create(Engine* engine, int listener_index, bool is_pipe);
   // Accepts from `server` into this connection and starts reading. Returns
   // a libuv error code; on error the connection must be closed.
-  int accept(uv_stream_t* server);
+  int accept(uv_stream_t* server, bool proxy_protocol);
 
   // Application output for request r, in its order on the connection.
   bool emitCopy(Request* r, const char* p, size_t n);
@@ -119,10 +119,18 @@ class Connection {
   void updateReading();
   void becameIdleMaybe();
 
+  bool readProxyHeader(const char* data, size_t len, size_t* pos);
+
   // Errors the engine answers itself.
   void failRequest(int status, const char* reason);
   void writeErrorResponse();
   void writeErrorResponseFor(Request* r);
+ public:
+  // Answers r with an error of the engine's own (the body could not be read,
+  // the handler missed its deadline): as its response if none started, else
+  // by closing. JavaScript hears the request aborted.
+  void answerInsteadOfApp(Request* r, int status, const char* reason);
+ private:
 
   // Output.
   void flushQueue();
@@ -191,6 +199,7 @@ class Connection {
   bool is_pipe_;
   bool head_timer_running_ = false;
   bool in_process_ = false;     // inside process(): input must not be re-entered
+  bool awaiting_proxy_ = false; // PROXY listener: the header has not arrived yet
  public:
   bool held_scheduled = false;  // on the engine's list of held input to process
 };

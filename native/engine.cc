@@ -221,6 +221,7 @@ Request* Engine::newRequest(Connection* c) {
 }
 
 void Engine::freeRequest(Request* r) {
+  timers_->cancel(&r->handler_timer);
   requests_.remove(r);
   r->held.clear(env_);
   r->~Request();
@@ -230,6 +231,10 @@ void Engine::freeRequest(Request* r) {
 void Engine::dispatch(Request* r, Connection* c, const char* base, const RequestHead& h,
                       const char* body, size_t body_len) {
   r->dispatched = true;
+  if (timers_->duration(TimeoutKind::Handler)) {
+    r->handler_timer.owner = r;
+    timers_->arm(&r->handler_timer, TimeoutKind::Handler);
+  }
   int32_t* info = info_;
   double* numbers = reinterpret_cast<double*>(info);
   numbers[0] = static_cast<double>(r->id());
@@ -316,7 +321,12 @@ void Engine::connectionClosed(Connection* c) {
 void Engine::onTimerExpired(void* ctx, TimerNode* node, TimeoutKind kind) {
   Engine* e = static_cast<Engine*>(ctx);
   e->enter();
-  static_cast<Connection*>(node->owner)->onTimeout(node, kind);
+  if (kind == TimeoutKind::Handler) {
+    Request* r = static_cast<Request*>(node->owner);
+    r->conn->answerInsteadOfApp(r, 503, "no response within handlerTimeout");
+  } else {
+    static_cast<Connection*>(node->owner)->onTimeout(node, kind);
+  }
   e->leave();
 }
 

@@ -30,6 +30,7 @@ struct EngineConfig {
   uint32_t max_connections = 0;          // 0 = unlimited
   uint32_t write_high_water = 64 * 1024; // write() returns false above this
   uint32_t max_pipeline = 32;            // requests parsed ahead of their responses
+  uint64_t max_write_buffer = 16 * 1024 * 1024;  // output queued per connection before it is dropped
 };
 
 // Layout of the Int32Array shared with JavaScript (lib/binding.ts mirrors

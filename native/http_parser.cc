@@ -65,7 +65,7 @@ int httpStatus(ParseError e) {
     case ParseError::UnknownMethod: return 501;
     case ParseError::HeadTooLarge: return 431;
     case ParseError::UriTooLong: return 414;
-    case ParseError::TooManyHeaders: return 431;
+    case ParseError::TooManyHeaders: return 400;  // as the DESIGN says: size 431, count 400
     case ParseError::BadVersion: return 400;
     case ParseError::UnsupportedVersion: return 505;
     case ParseError::BadExpect: return 417;

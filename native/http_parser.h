@@ -1,6 +1,7 @@
 // HTTP/1.1 request-head parser (RFC 9112), pure C++: no N-API, no libuv.
-// One call parses a complete head into spans; partial input costs only a
-// scan for the blank line, so a head arriving in pieces is parsed once.
+// One call parses a complete head into spans. A head arriving in pieces is
+// checked line by line as lines complete (so junk is refused at once, not at
+// the timeout) and never rescanned from its start.
 #pragma once
 
 #include <cstddef>
@@ -51,7 +52,7 @@ enum class ParseError : uint8_t {
   UnknownMethod,        // 501: not a registered HTTP method (RFC 9110 section 9.1)
   HeadTooLarge,         // 431: head exceeds max_head_size
   UriTooLong,           // 414: request line alone exceeds max_head_size
-  TooManyHeaders,       // 431: more than max_headers fields
+  TooManyHeaders,       // 400: more than max_headers fields
   BadVersion,           // 400: malformed HTTP-version token
   UnsupportedVersion,   // 505: well-formed but not HTTP/1.0 or HTTP/1.1
   BadExpect,            // 417: Expect other than 100-continue
@@ -97,9 +98,9 @@ struct ParseResult {
 // Parses one request head from buf[0, len).
 //
 // `scanned` is in/out: the caller starts it at 0 for a new head and passes
-// back whatever the previous Partial call left in it; bytes before it are
-// known not to contain the end of the head, so a head arriving in many small
-// reads is not rescanned from the start each time.
+// back whatever the previous Partial call left in it (the start of the line
+// still unfinished); lines before it were already checked, so a head
+// arriving in many small reads is not rescanned from the start each time.
 //
 // Leading empty lines (CRLF) before the request line are skipped, as RFC 9112
 // section 2.2 allows; they count in head_len.

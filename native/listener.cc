@@ -31,8 +31,10 @@ int closeWithError(int fd) {
 
 }  // namespace
 
-Listener* Listener::listenTcp(Engine* engine, const char* host, int port, int backlog, bool ipv6_only,
-                              bool reuse_port, int* err) {
+namespace {
+
+// socket() + bind() for a numeric TCP address; returns the fd or -errno.
+int boundTcpSocket(const char* host, int port, bool ipv6_only, bool reuse_port) {
   sockaddr_storage ss;
   std::memset(&ss, 0, sizeof ss);
   socklen_t len;
@@ -44,53 +46,70 @@ Listener* Listener::listenTcp(Engine* engine, const char* host, int port, int ba
     family = AF_INET6;
     len = sizeof(sockaddr_in6);
   } else {
-    *err = UV_EINVAL;
-    return nullptr;
+    return UV_EINVAL;
   }
   int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) {
-    *err = -errno;
-    return nullptr;
-  }
+  if (fd < 0) return -errno;
   int on = 1;
   // As Node and nginx do: a restarted server can bind while old connections
   // sit in TIME_WAIT.
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
-    *err = closeWithError(fd);
-    return nullptr;
-  }
+  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) return closeWithError(fd);
   if (family == AF_INET6) {
     int v6only = ipv6_only ? 1 : 0;
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
   }
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    *err = closeWithError(fd);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return closeWithError(fd);
+  return fd;
+}
+
+// socket() + bind() for a Unix path or "@abstract" name; returns the fd or -errno.
+int boundUnixSocket(const char* path) {
+  sockaddr_un sun;
+  std::memset(&sun, 0, sizeof sun);
+  sun.sun_family = AF_UNIX;
+  size_t n = std::strlen(path);
+  bool abstract_name = path[0] == '@';
+  if (n == 0 || n >= sizeof(sun.sun_path)) return UV_ENAMETOOLONG;
+  std::memcpy(sun.sun_path, path, n);
+  // Abstract names are bound at their exact length (no trailing NULs), as
+  // systemd, socat and curl do.
+  if (abstract_name) sun.sun_path[0] = '\0';
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n + (abstract_name ? 0 : 1));
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -errno;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sun), len) != 0) return closeWithError(fd);
+  return fd;
+}
+
+int listenOrClose(int fd, int backlog) {
+  if (fd < 0) return fd;
+  if (::listen(fd, backlog > 0 ? backlog : 511) != 0) return closeWithError(fd);
+  return fd;
+}
+
+}  // namespace
+
+int Listener::bindTcp(const char* host, int port, int backlog, bool ipv6_only, bool reuse_port) {
+  return listenOrClose(boundTcpSocket(host, port, ipv6_only, reuse_port), backlog);
+}
+
+int Listener::bindUnix(const char* path, int backlog) { return listenOrClose(boundUnixSocket(path), backlog); }
+
+Listener* Listener::listenTcp(Engine* engine, const char* host, int port, int backlog, bool ipv6_only,
+                              bool reuse_port, int* err) {
+  int fd = boundTcpSocket(host, port, ipv6_only, reuse_port);
+  if (fd < 0) {
+    *err = fd;
     return nullptr;
   }
   return fromOpenFd(engine, fd, backlog, true, err);
 }
 
 Listener* Listener::listenUnix(Engine* engine, const char* path, int backlog, int* err) {
-  sockaddr_un sun;
-  std::memset(&sun, 0, sizeof sun);
-  sun.sun_family = AF_UNIX;
-  size_t n = std::strlen(path);
-  bool abstract_name = path[0] == '@';
-  if (n == 0 || n >= sizeof(sun.sun_path)) {
-    *err = UV_ENAMETOOLONG;
-    return nullptr;
-  }
-  std::memcpy(sun.sun_path, path, n);
-  if (abstract_name) sun.sun_path[0] = '\0';
-  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n + (abstract_name ? 0 : 1));
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int fd = boundUnixSocket(path);
   if (fd < 0) {
-    *err = -errno;
-    return nullptr;
-  }
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&sun), len) != 0) {
-    *err = closeWithError(fd);
+    *err = fd;
     return nullptr;
   }
   Listener* l = fromOpenFd(engine, fd, backlog, true, err);
@@ -181,7 +200,7 @@ void Listener::onConnection(uv_stream_t* server, int status) {
   e->enter();
   Connection* c = Connection::create(e, l->index, l->is_pipe_);
   if (c) {
-    int r = c->accept(server);
+    int r = c->accept(server, l->proxy_protocol);
     if (r != 0 || e->overConnectionLimit() || e->shuttingDown()) c->destroy();
   }
   e->leave();

@@ -25,10 +25,17 @@ class Listener {
   static Listener* listenUnix(Engine* engine, const char* path, int backlog, int* err);
   static Listener* listenFd(Engine* engine, int fd, int backlog, int* err);
 
+  // Creates a bound, listening socket and returns its fd (or a negative
+  // errno) without watching it: the pre-fork supervisor binds every listener
+  // once, up front, and hands the fds to its workers.
+  static int bindTcp(const char* host, int port, int backlog, bool ipv6_only, bool reuse_port);
+  static int bindUnix(const char* path, int backlog);
+
   void close();  // stops accepting; the object frees itself once closed
   const ListenAddress& address() const { return address_; }
   bool isPipe() const { return is_pipe_; }
   int index = -1;
+  bool proxy_protocol = false;  // connections start with a PROXY v1/v2 header
 
  private:
   Listener(Engine* engine, bool is_pipe);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "http_parser.h"
+#include "timers.h"
 #include "byte_buffer.h"
 #include "write_queue.h"
 
@@ -64,6 +65,9 @@ struct Request {
 
   // Output produced while an earlier pipelined response is still going out.
   OutQueue held;
+
+  // handlerTimeout: armed at dispatch, cancelled when the response starts.
+  TimerNode handler_timer;
 
   uint64_t id() const { return (static_cast<uint64_t>(gen) << 24) | slot; }
 };

@@ -31,6 +31,7 @@ int beginResponse(Engine* e, Request* r, int status, const HeaderBlock& hb, int6
                   HeadError* head_error) {
   if (r->response != ResponseState::None) return kErrAlreadyStarted;
   if (status < 200 || status > 999) return kErrBadStatus;
+  e->timers().cancel(&r->handler_timer);
   ByteBuffer& out = e->ctx().scratch;
   out.clear();
   appendStatusLine(out, status, r->force_http10);
@@ -148,6 +149,13 @@ int writeBody(Engine* e, Request* r, BodyPart& part) {
   }
   releasePart(e, part);
   if (!ok) return kErrNoMemory;
+  // A stream that ignores backpressure (write() returning false, pollCb)
+  // is stopped at a hard cap rather than growing without bound.
+  size_t queued = c->isHead(r) ? c->queuedBytes() : r->held.bytes();
+  if (queued > e->config().max_write_buffer) {
+    c->destroy();
+    return kErrOverflow;
+  }
   if (overflow) {
     // More than the declared Content-Length: the declared bytes went out,
     // the connection closes after them so it cannot fall out of step.

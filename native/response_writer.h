@@ -23,6 +23,7 @@ enum ResponseResult : int {
   kErrNotStreaming = -6,    // write/end without startStreaming
   kErrNoMemory = -7,
   kErrBadBody = -8,         // body is not a string, Buffer/Uint8Array or a flat array of them
+  kErrOverflow = -9,        // more than maxWriteBuffer queued: the connection was dropped
 };
 
 // A piece of body: bytes to copy, or bytes of a JavaScript Buffer kept

@@ -1,8 +1,8 @@
 /**
  * Request-parser conformance against llhttp's own request tests.
  *
- * The corpus (/work/shared/conformance/llhttp-requests.json, see its README;
- * override with LLHTTP_CORPUS) holds every request test of llhttp 9.4.2: the
+ * The corpus (llhttp-requests.json: $LLHTTP_CORPUS, else test/fixtures/, else
+ * /work/shared/conformance/; see its README) holds every request test of llhttp 9.4.2: the
  * bytes a client sends and what llhttp reports. Each input is run through
  * the addon's `probeRequests`, which drives our parser and chunked decoder
  * with the connection's request loop (parse head, read body, stop after a
@@ -43,7 +43,12 @@ import path from 'node:path';
 // Corpus and addon
 
 const ROOT = path.resolve(__dirname, '..');
-const CORPUS_PATH = process.env.LLHTTP_CORPUS ?? '/work/shared/conformance/llhttp-requests.json';
+// LLHTTP_CORPUS, else a copy vendored at test/fixtures/, else the shared one.
+const CORPUS_CANDIDATES = [
+  process.env.LLHTTP_CORPUS,
+  path.join(ROOT, 'test', 'fixtures', 'llhttp-requests.json'),
+  '/work/shared/conformance/llhttp-requests.json',
+].filter((p): p is string => !!p);
 
 interface LlMessage {
   method: string | null;
@@ -106,8 +111,9 @@ interface Addon {
 }
 
 function loadCorpus(): LlRecord[] {
-  if (!existsSync(CORPUS_PATH)) throw new Error(`llhttp corpus not found at ${CORPUS_PATH} (set LLHTTP_CORPUS)`);
-  const corpus = JSON.parse(readFileSync(CORPUS_PATH, 'utf8'));
+  const file = process.env.LLHTTP_CORPUS ?? CORPUS_CANDIDATES.find((p) => existsSync(p));
+  if (!file || !existsSync(file)) throw new Error(`llhttp corpus not found (tried ${CORPUS_CANDIDATES.join(', ')}; set LLHTTP_CORPUS)`);
+  const corpus = JSON.parse(readFileSync(file, 'utf8'));
   if (corpus.format !== 'llhttp-request-corpus/1') throw new Error(`unexpected corpus format ${corpus.format}`);
   return corpus.records;
 }

@@ -75,7 +75,10 @@ describe('listeners', () => {
     // curl use them); Node 20's net module pads them to 108 bytes, so curl is the client.
     const name = `@feersum-test-${process.pid}`;
     await engine.listen({ path: name });
-    const r2 = (await execFileAsync('curl', ['-s', '--abstract-unix-socket', name.slice(1), 'http://x/abs'])).stdout;
+    const curlEnv = { ...process.env, LD_PRELOAD: '' }; // not the sanitizer runtime of an ASan test run
+    const r2 = (
+      await execFileAsync('curl', ['-s', '-m', '5', '--abstract-unix-socket', name.slice(1), 'http://x/abs'], { env: curlEnv })
+    ).stdout;
     expect(r2).toBe('localhost|0|127.0.0.1|/abs');
     await engine.gracefulShutdown();
     fs.rmSync(file, { force: true });

@@ -65,7 +65,7 @@ const malformed: Array<[string, string, number]> = [
   ['chunk size overflow', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\n', 400],
   ['header too large', `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(5000)}\r\n\r\n`, 431],
   ['request line too long', `GET /${'a'.repeat(5000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 414],
-  ['too many headers', 'GET / HTTP/1.1\r\nHost: x\r\n' + 'X-A: 1\r\n'.repeat(25) + '\r\n', 431],
+  ['too many headers', 'GET / HTTP/1.1\r\nHost: x\r\n' + 'X-A: 1\r\n'.repeat(25) + '\r\n', 400],
 ];
 
 describe('malformed requests', () => {

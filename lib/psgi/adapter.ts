@@ -38,9 +38,15 @@ export function psgiHandler(app: PsgiApp): (req: FeersumRequest) => unknown {
   return (req) => {
     const env = req.env();
     const result = app(env);
-    if (isThenable(result)) return Promise.resolve(result).then((r) => handleResult(req, env, r));
-    return handleResult(req, env, result);
+    if (isThenable(result)) return Promise.resolve(result).then((r) => handled(req, handleResult(req, env, r)));
+    return handled(req, handleResult(req, env, result));
   };
+}
+
+// Cleanup handlers pushed while the app ran are watched for once it returned.
+function handled(req: FeersumRequest, outcome: unknown): unknown {
+  req._watchCleanup();
+  return outcome;
 }
 
 function handleResult(req: FeersumRequest, env: PsgiEnv, result: PsgiResult): unknown {
@@ -104,7 +110,8 @@ function sendResponse(req: FeersumRequest, response: PsgiResponse): unknown {
     return undefined;
   }
   if (Array.isArray(body)) {
-    req.sendResponse(status, headers, body);
+    // A one-part body goes as that part: fewer steps across the N-API boundary.
+    req.sendResponse(status, headers, body.length === 1 ? body[0] : body);
     closeBody(body);
     return undefined;
   }

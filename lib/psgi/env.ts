@@ -65,26 +65,53 @@ function isContentHeader(name: string): 0 | 1 | 2 {
   return 0;
 }
 
-function lazy(env: Record<string, unknown>, key: string, make: () => unknown): void {
-  Object.defineProperty(env, key, {
-    configurable: true,
-    enumerable: true,
-    get() {
-      const value = make();
-      Object.defineProperty(env, key, { value, writable: true, enumerable: true, configurable: true });
-      return value;
-    },
-    set(value: unknown) {
-      Object.defineProperty(env, key, { value, writable: true, enumerable: true, configurable: true });
-    },
-  });
+// Replaces an accessor with the value it produced (or one the app assigned).
+function settle(env: object, key: string, value: unknown): void {
+  Object.defineProperty(env, key, { value, writable: true, enumerable: true, configurable: true });
 }
+
+function requestOf(env: object): FeersumRequest {
+  return (env as Record<symbol, FeersumRequest>)[REQUEST];
+}
+
+// The two keys whose values are costly or have side effects are accessors
+// that replace themselves with their value on first read. The descriptors
+// are shared and added as new properties, which keeps the env a fast-mode
+// object (an accessor in the literal, or a closure per request, would not).
+const INPUT_ACCESSOR: PropertyDescriptor = {
+  get(this: object) {
+    const value = requestOf(this).input;
+    settle(this, 'psgi.input', value);
+    return value;
+  },
+  set(this: object, value: unknown) {
+    settle(this, 'psgi.input', value);
+  },
+  enumerable: true,
+  configurable: true,
+};
+
+const IO_ACCESSOR: PropertyDescriptor = {
+  // Reading it detaches the connection (see raw-socket.ts).
+  get(this: object) {
+    const value = takeOverSocket(requestOf(this));
+    settle(this, 'psgix.io', value);
+    return value;
+  },
+  set(this: object, value: unknown) {
+    settle(this, 'psgix.io', value);
+  },
+  enumerable: true,
+  configurable: true,
+};
 
 export function buildEnv(req: FeersumRequest): PsgiEnv {
   const core = req._core;
   const listener = core.listenerInfo(req._listener);
   const unix = listener.family === 'unix';
-  const env: Record<string, unknown> = {
+  const cleanup: Array<(env: PsgiEnv) => void> = [];
+  req._cleanup = cleanup;
+  const env: Record<string | symbol, unknown> = {
     REQUEST_METHOD: req.method,
     SCRIPT_NAME: '',
     PATH_INFO: req.path,
@@ -107,8 +134,14 @@ export function buildEnv(req: FeersumRequest): PsgiEnv {
     'psgix.input.buffered': req.bodyBuffered,
     'psgix.output.buffered': true,
     'psgix.output.guard': true,
+    'psgix.informational': (status: number, headers: Array<string | number>) => req.informational(status, headers),
     'psgix.cleanup': true,
+    'psgix.cleanup.handlers': cleanup,
   };
+  env[REQUEST] = req;
+  Object.defineProperty(env, 'psgi.input', INPUT_ACCESSOR);
+  Object.defineProperty(env, 'psgix.io', IO_ACCESSOR);
+  if (core.harakiri) env['psgix.harakiri'] = true;
   const allowUnderscore = core.options.allowUnderscoreHeaders;
   const fields = req._fields;
   for (let i = 0; i < fields.length; i += 2) {
@@ -130,19 +163,5 @@ export function buildEnv(req: FeersumRequest): PsgiEnv {
     if (prev === undefined) env[key] = value;
     else env[key] = prev + (key === 'HTTP_COOKIE' ? '; ' : ', ') + value;
   }
-  lazy(env, 'psgi.input', () => req.input);
-  lazy(env, 'psgix.io', () => takeOverSocket(req));
-  lazy(env, 'psgix.informational', () => (status: number, headers: Array<string | number>) =>
-    req.informational(status, headers));
-  lazy(env, 'psgix.cleanup.handlers', () => {
-    const handlers: Array<(env: PsgiEnv) => void> = [];
-    req._cleanup = handlers;
-    req._watch();
-    return handlers;
-  });
-  if (core.harakiri) {
-    env['psgix.harakiri'] = true;
-  }
-  Object.defineProperty(env, REQUEST, { value: req, enumerable: false });
-  return env as PsgiEnv;
+  return env as unknown as PsgiEnv;
 }

@@ -3,8 +3,8 @@
 #   test/native/run.sh          build with sanitizers and run the tests
 #   test/native/run.sh bench    build optimised (no sanitizers) and run the
 #                               micro-benchmark: test/native/run.sh bench [iterations]
-# Environment: CXX (default g++), LLHTTP_CORPUS (default
-# /work/shared/conformance/llhttp-requests.json).
+# Environment: CXX (default g++), LLHTTP_CORPUS (default: test/fixtures/
+# llhttp-requests.json if present, else /work/shared/conformance/llhttp-requests.json).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,9 +13,15 @@ out="$here/build"
 mkdir -p "$out"
 
 CXX="${CXX:-g++}"
-corpus="${LLHTTP_CORPUS:-/work/shared/conformance/llhttp-requests.json}"
-if [[ ! -f "$corpus" ]]; then
-  echo "run.sh: llhttp corpus not found at $corpus (set LLHTTP_CORPUS)" >&2
+# The llhttp corpus: $LLHTTP_CORPUS, else a copy vendored at test/fixtures/, else the shared one.
+corpus="${LLHTTP_CORPUS:-}"
+if [[ -z "$corpus" ]]; then
+  for c in "$root/test/fixtures/llhttp-requests.json" /work/shared/conformance/llhttp-requests.json; do
+    if [[ -f "$c" ]]; then corpus="$c"; break; fi
+  done
+fi
+if [[ -z "$corpus" || ! -f "$corpus" ]]; then
+  echo "run.sh: llhttp corpus not found (set LLHTTP_CORPUS or vendor it at test/fixtures/llhttp-requests.json)" >&2
   exit 2
 fi
 node "$here/gen_corpus.js" "$corpus" "$out/corpus.inc"

@@ -1,0 +1,390 @@
+// The runner's command line: one table of options (names, aliases, value
+// kinds, defaults, help text) and the parser that turns argv into a
+// RunnerConfig or a UsageError. Nothing here touches the system, so every
+// bad-input case can be decided before anything is bound or loaded.
+import path from 'node:path';
+
+import { mergeOptions, DEFAULT_OPTIONS, type EngineOptions } from '../options';
+import { compileAccessLogFormat } from './access-log';
+import { UsageError } from './errors';
+import { type ListenSpec, parseListen, parsePort } from './listen-spec';
+
+export interface SslConfig {
+  enabled: boolean;
+  keyFile?: string;
+  certFile?: string;
+  caFile?: string;
+  verifyClient: boolean;
+}
+
+export interface RunnerConfig {
+  /** Absolute path of the application module. */
+  app: string;
+  native: boolean;
+  listen: ListenSpec[];
+  ipv6: boolean;
+  backlog: number;
+  /** chmod for Unix socket files; undefined = as the umask leaves them. */
+  socketMode: number | undefined;
+  proxyProtocol: boolean;
+  /** 0 = one process, no supervisor. */
+  preFork: number;
+  maxReqsPerChild: number;
+  minReqsPerChild: number | undefined;
+  spawnInterval: number;
+  shutdownTimeout: number;
+  engine: EngineOptions;
+  ssl: SslConfig;
+  accessLog: string | undefined;
+  accessLogFormat: string;
+  errorLog: string | undefined;
+  pidFile: string | undefined;
+  daemonize: boolean;
+  quiet: boolean;
+  /** Server header: `${productName}/${productVersion}`; no header when the name is ''. */
+  productName: string;
+  productVersion: string;
+}
+
+export type ParseResult = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; config: RunnerConfig };
+
+type Kind = 'flag' | 'string' | 'count' | 'seconds' | 'port' | 'mode';
+
+interface OptionDef {
+  name: string;
+  aliases?: string[];
+  short?: string;
+  kind: Kind;
+  /** Collects every occurrence instead of keeping the last. */
+  repeat?: boolean;
+  metavar?: string;
+  /** Shown in --help as "(default: ...)". */
+  def?: string;
+  help: string;
+  group: string;
+}
+
+const pkgVersion = (): string => {
+  // dist/runner/options.js -> package.json two levels up (lib/runner in the sources).
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  return (require(path.join(__dirname, '..', '..', 'package.json')) as { version: string }).version;
+};
+
+export const VERSION = pkgVersion();
+
+const e = DEFAULT_OPTIONS;
+
+export const OPTIONS: OptionDef[] = [
+  // ---- listening
+  { group: 'Listening', name: 'listen', short: 'l', kind: 'string', repeat: true, metavar: 'ADDR',
+    help: 'HOST:PORT, :PORT, [IPv6]:PORT, a Unix socket PATH or @abstract; repeatable. https://HOST:PORT or HOST:PORT:ssl for TLS',
+    def: 'from --host and --port' },
+  { group: 'Listening', name: 'host', short: 'o', kind: 'string', metavar: 'HOST', def: 'every address',
+    help: 'address to listen on (with --port)' },
+  { group: 'Listening', name: 'port', short: 'p', kind: 'port', metavar: 'PORT', def: '5000', help: 'TCP port (with --host)' },
+  { group: 'Listening', name: 'socket', short: 'S', kind: 'string', repeat: true, metavar: 'PATH',
+    help: 'listen on a Unix socket (a path, or @name for an abstract socket); repeatable' },
+  { group: 'Listening', name: 'ipv6', kind: 'flag', def: 'off',
+    help: 'every address means :: (IPv6 and IPv4) instead of 0.0.0.0; host names resolve to IPv6' },
+  { group: 'Listening', name: 'backlog', kind: 'count', metavar: 'N', def: '511', help: 'listen queue length' },
+  { group: 'Listening', name: 'socket-mode', kind: 'mode', metavar: 'MODE', def: 'as the umask leaves it',
+    help: 'permissions of Unix socket files, octal (e.g. 0660)' },
+  { group: 'Listening', name: 'proxy-protocol', kind: 'flag', def: 'off',
+    help: 'connections start with a PROXY protocol v1/v2 header (HAProxy, load balancers)' },
+  // ---- application
+  { group: 'Application', name: 'native', kind: 'flag', def: 'off',
+    help: 'app.js exports a native-interface handler fn(req) instead of a PSGI app' },
+  // ---- processes
+  { group: 'Processes', name: 'pre-fork', aliases: ['max-workers', 'workers'], kind: 'count', metavar: 'N', def: '0',
+    help: 'worker processes; 0 = serve in this one process, no supervisor' },
+  { group: 'Processes', name: 'max-reqs-per-child', kind: 'count', metavar: 'N', def: '1000',
+    help: 'a worker retires after this many requests (0 = never); a replacement starts first' },
+  { group: 'Processes', name: 'min-reqs-per-child', kind: 'count', metavar: 'N', def: 'off',
+    help: 'if set, each worker retires after a random number of requests between this and --max-reqs-per-child' },
+  { group: 'Processes', name: 'spawn-interval', kind: 'seconds', metavar: 'SECONDS', def: '0',
+    help: 'start at most one worker per interval; SIGHUP then replaces workers one at a time' },
+  { group: 'Processes', name: 'shutdown-timeout', kind: 'seconds', metavar: 'SECONDS', def: '30',
+    help: 'time a stopping worker may take to finish its requests before it is killed (0 = wait forever)' },
+  // ---- HTTP
+  { group: 'HTTP', name: 'timeout', kind: 'seconds', metavar: 'SECONDS', def: String(e.readTimeout),
+    help: 'request read timeout: silence allowed while reading a request body' },
+  { group: 'HTTP', name: 'header-timeout', kind: 'seconds', metavar: 'SECONDS', def: String(e.headerTimeout),
+    help: 'the whole request head must arrive within this' },
+  { group: 'HTTP', name: 'keepalive-timeout', kind: 'seconds', metavar: 'SECONDS', def: String(e.keepaliveTimeout),
+    help: 'idle keep-alive connections are closed after this' },
+  { group: 'HTTP', name: 'max-keepalive-reqs', kind: 'count', metavar: 'N', def: String(e.maxKeepaliveRequests),
+    help: 'requests per connection (1 = no keep-alive, 0 = unlimited)' },
+  { group: 'HTTP', name: 'product-name', kind: 'string', metavar: 'NAME', def: 'feersum-ts',
+    help: "product in the Server header ('' = no Server header; an app's own Server header wins)" },
+  { group: 'HTTP', name: 'product-version', kind: 'string', metavar: 'VERSION', def: VERSION,
+    help: "version in the Server header ('' = name only)" },
+  // ---- TLS
+  { group: 'TLS (parsed; not available yet)', name: 'ssl', kind: 'flag', def: 'off', help: 'serve HTTPS on every TCP listener' },
+  { group: 'TLS (parsed; not available yet)', name: 'ssl-key-file', kind: 'string', metavar: 'FILE', help: 'private key (PEM)' },
+  { group: 'TLS (parsed; not available yet)', name: 'ssl-cert-file', kind: 'string', metavar: 'FILE', help: 'certificate chain (PEM)' },
+  { group: 'TLS (parsed; not available yet)', name: 'ssl-ca-file', kind: 'string', metavar: 'FILE', help: 'CA certificates for client certificates' },
+  { group: 'TLS (parsed; not available yet)', name: 'ssl-verify-client', kind: 'flag', def: 'off', help: 'require a client certificate signed by --ssl-ca-file' },
+  // ---- operations
+  { group: 'Logs and operation', name: 'access-log', kind: 'string', metavar: 'FILE|-', def: 'none',
+    help: 'Apache combined access log to FILE, or stdout with -' },
+  { group: 'Logs and operation', name: 'access-log-format', kind: 'string', metavar: 'FORMAT', def: 'combined',
+    help: "'combined', 'common' or an Apache LogFormat string (%h %l %u %t %r %>s %b %D %T %{Header}i ...)" },
+  { group: 'Logs and operation', name: 'error-log', kind: 'string', metavar: 'FILE', def: 'stderr',
+    help: 'psgi.errors, handler errors and runner messages go here' },
+  { group: 'Logs and operation', name: 'pid-file', kind: 'string', metavar: 'FILE', def: 'none',
+    help: 'write the (supervisor) pid here; refuses to start if a live process holds it' },
+  { group: 'Logs and operation', name: 'daemonize', short: 'D', kind: 'flag', def: 'off', help: 'detach and run in the background' },
+  { group: 'Logs and operation', name: 'quiet', short: 'q', kind: 'flag', def: 'off', help: 'no startup or worker messages (errors still)' },
+  { group: 'Logs and operation', name: 'help', short: 'h', kind: 'flag', help: 'show this help' },
+  { group: 'Logs and operation', name: 'version', short: 'v', kind: 'flag', help: 'show the version' },
+];
+
+const BY_NAME = new Map<string, OptionDef>();
+const BY_SHORT = new Map<string, OptionDef>();
+for (const o of OPTIONS) {
+  BY_NAME.set(o.name, o);
+  for (const a of o.aliases ?? []) BY_NAME.set(a, o);
+  if (o.short) BY_SHORT.set(o.short, o);
+}
+
+type Values = Map<string, string[]>;
+
+/** Splits argv into option values (by canonical name) and positional arguments. */
+function scan(argv: readonly string[]): { values: Values; positional: string[] } {
+  const values: Values = new Map();
+  const positional: string[] = [];
+  const set = (o: OptionDef, v: string) => {
+    const list = values.get(o.name) ?? [];
+    if (o.repeat) list.push(v);
+    else list.splice(0, list.length, v);
+    values.set(o.name, list);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') {
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
+    let o: OptionDef | undefined;
+    let shown: string;
+    let inline: string | undefined;
+    if (arg.startsWith('--')) {
+      const eq = arg.indexOf('=');
+      const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+      if (eq >= 0) inline = arg.slice(eq + 1);
+      shown = `--${name}`;
+      o = BY_NAME.get(name);
+      if (!o) throw new UsageError(`unknown option ${shown}${suggest(name)} (see --help)`);
+    } else if (arg.startsWith('-') && arg.length > 1) {
+      shown = arg.slice(0, 2);
+      o = BY_SHORT.get(arg[1]);
+      if (!o) throw new UsageError(`unknown option ${shown} (see --help)`);
+      if (arg.length > 2) inline = arg.slice(arg[2] === '=' ? 3 : 2);
+    } else {
+      positional.push(arg);
+      continue;
+    }
+    if (o.kind === 'flag') {
+      if (inline !== undefined) throw new UsageError(`${shown} takes no value`);
+      set(o, '1');
+      continue;
+    }
+    if (inline === undefined) {
+      const next = argv[i + 1];
+      // '-' alone (--access-log -) and negative numbers (to be refused as such)
+      // are values; anything else dashed is the next option.
+      if (next === undefined || (next.startsWith('-') && next !== '-' && !/^-\d/.test(next))) {
+        throw new UsageError(`${shown} needs a value`);
+      }
+      inline = next;
+      i++;
+    }
+    set(o, inline);
+  }
+  return { values, positional };
+}
+
+function suggest(name: string): string {
+  const close = OPTIONS.map((o) => o.name).find((n) => n.startsWith(name) || name.startsWith(n));
+  return close ? `; did you mean --${close}?` : '';
+}
+
+function count(v: string, name: string): number {
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new UsageError(`--${name}: '${v}' is not a whole number`);
+  return Number(v);
+}
+
+function seconds(v: string, name: string): number {
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(v)) throw new UsageError(`--${name}: '${v}' is not a number of seconds`);
+  return Number(v);
+}
+
+function mode(v: string, name: string): number {
+  if (!/^0?[0-7]{3}$/.test(v)) throw new UsageError(`--${name}: '${v}' is not an octal mode such as 0660`);
+  return parseInt(v, 8);
+}
+
+/** Parses the arguments after `feersum-ts`. Throws UsageError for anything malformed. */
+export function parseArgs(argv: readonly string[], cwd = process.cwd()): ParseResult {
+  const { values, positional } = scan(argv);
+  const has = (name: string) => values.has(name);
+  const str = (name: string) => values.get(name)?.[0];
+  const all = (name: string) => values.get(name) ?? [];
+
+  if (has('help')) return { kind: 'help' };
+  if (has('version')) return { kind: 'version' };
+
+  // Every value is checked, even those that only matter in another mode, so
+  // a typo never waits for the day the option is used.
+  const num = (name: string, kindFn: (v: string, n: string) => number, dflt: number): number => {
+    const v = str(name);
+    return v === undefined ? dflt : kindFn(v, name);
+  };
+  const preFork = num('pre-fork', count, 0);
+  const maxReqs = num('max-reqs-per-child', count, 1000);
+  const minReqs = has('min-reqs-per-child') ? count(str('min-reqs-per-child')!, 'min-reqs-per-child') : undefined;
+  const spawnInterval = num('spawn-interval', seconds, 0);
+  const shutdownTimeout = num('shutdown-timeout', seconds, 30);
+  const backlog = num('backlog', count, 511);
+  if (backlog < 1) throw new UsageError('--backlog must be at least 1');
+  const socketMode = has('socket-mode') ? mode(str('socket-mode')!, 'socket-mode') : undefined;
+
+  const engine: EngineOptions = {};
+  if (has('timeout')) engine.readTimeout = seconds(str('timeout')!, 'timeout');
+  if (has('header-timeout')) engine.headerTimeout = seconds(str('header-timeout')!, 'header-timeout');
+  if (has('keepalive-timeout')) engine.keepaliveTimeout = seconds(str('keepalive-timeout')!, 'keepalive-timeout');
+  if (has('max-keepalive-reqs')) engine.maxKeepaliveRequests = count(str('max-keepalive-reqs')!, 'max-keepalive-reqs');
+  try {
+    mergeOptions(DEFAULT_OPTIONS, engine);
+  } catch (err) {
+    // The engine's own range check, worded with the runner's option names.
+    const optionOf: Record<string, string> = {
+      readTimeout: 'timeout',
+      headerTimeout: 'header-timeout',
+      keepaliveTimeout: 'keepalive-timeout',
+      maxKeepaliveRequests: 'max-keepalive-reqs',
+    };
+    const msg = (err as Error).message.replace(/option '(\w+)'/, (_m, k: string) => `--${optionOf[k] ?? k}`);
+    throw new UsageError(msg);
+  }
+
+  if (minReqs !== undefined && maxReqs !== 0 && minReqs > maxReqs) {
+    throw new UsageError(`--min-reqs-per-child (${minReqs}) is more than --max-reqs-per-child (${maxReqs})`);
+  }
+
+  // ---- listeners
+  const listenArgs = all('listen');
+  if (listenArgs.length > 0 && (has('host') || has('port'))) {
+    throw new UsageError('--host/--port cannot be combined with --listen; write --listen HOST:PORT');
+  }
+  const ssl = has('ssl');
+  const listen: ListenSpec[] = listenArgs.map((a) => parseListen(a));
+  for (const s of all('socket')) {
+    const spec = parseListen(s.startsWith('@') || s.includes('/') ? s : `./${s}`, '--socket');
+    listen.push(spec);
+  }
+  if (listenArgs.length === 0 && (has('host') || has('port') || all('socket').length === 0)) {
+    const port = has('port') ? parsePort(str('port')!, '--port') : 5000;
+    let host = str('host');
+    if (host !== undefined && /^\[.*\]$/.test(host)) host = host.slice(1, -1);
+    if (host === '' || host === '*') host = undefined;
+    listen.push({ kind: 'tcp', host, port, tls: false, text: `${host ?? '*'}:${port}` });
+  }
+  if (ssl) for (const l of listen) if (l.kind === 'tcp') l.tls = true;
+
+  // ---- TLS: parsed and checked now; refused until the engine has TLS.
+  const sslConfig: SslConfig = {
+    enabled: ssl,
+    keyFile: str('ssl-key-file'),
+    certFile: str('ssl-cert-file'),
+    caFile: str('ssl-ca-file'),
+    verifyClient: has('ssl-verify-client'),
+  };
+  const anyTls = listen.some((l) => l.kind === 'tcp' && l.tls);
+  const sslFileOpts = ['ssl-key-file', 'ssl-cert-file', 'ssl-ca-file', 'ssl-verify-client'].filter(has);
+  if (!anyTls && sslFileOpts.length > 0) {
+    throw new UsageError(`--${sslFileOpts[0]} needs --ssl or an https:// listener`);
+  }
+  if (anyTls) {
+    if (!sslConfig.keyFile || !sslConfig.certFile) throw new UsageError('HTTPS listeners need --ssl-key-file and --ssl-cert-file');
+    if (sslConfig.verifyClient && !sslConfig.caFile) throw new UsageError('--ssl-verify-client needs --ssl-ca-file');
+    throw new UsageError(`HTTPS is not available yet in feersum-ts ${VERSION}; use plain HTTP behind a TLS proxy`);
+  }
+
+  // ---- logs and operation
+  const accessLog = str('access-log');
+  const accessLogFormat = str('access-log-format') ?? 'combined';
+  try {
+    compileAccessLogFormat(accessLogFormat);
+  } catch (err) {
+    throw new UsageError(`--access-log-format: ${(err as Error).message}`);
+  }
+  if (has('access-log-format') && accessLog === undefined) throw new UsageError('--access-log-format needs --access-log');
+  const daemonize = has('daemonize');
+  if (daemonize && accessLog === '-') throw new UsageError('--access-log - writes to stdout, which --daemonize closes; give a file');
+  for (const name of ['error-log', 'pid-file', 'access-log']) {
+    if (has(name) && str(name) === '') throw new UsageError(`--${name} needs a file name`);
+  }
+  if (str('error-log') === '-') throw new UsageError('--error-log needs a file name (stderr is the default)');
+
+  // ---- the application
+  if (positional.length === 0) throw new UsageError('no application given: feersum-ts [options] app.js (see --help)');
+  if (positional.length > 1) {
+    throw new UsageError(`one application only, got ${positional.length}: ${positional.map((p) => `'${p}'`).join(' ')}`);
+  }
+
+  const abs = (p: string | undefined) => (p === undefined || p === '-' ? p : path.resolve(cwd, p));
+  return {
+    kind: 'run',
+    config: {
+      app: path.resolve(cwd, positional[0]),
+      native: has('native'),
+      listen,
+      ipv6: has('ipv6'),
+      backlog,
+      socketMode,
+      proxyProtocol: has('proxy-protocol'),
+      preFork,
+      maxReqsPerChild: maxReqs,
+      minReqsPerChild: minReqs,
+      spawnInterval,
+      shutdownTimeout,
+      engine,
+      ssl: sslConfig,
+      accessLog: abs(accessLog),
+      accessLogFormat,
+      errorLog: abs(str('error-log')),
+      pidFile: abs(str('pid-file')),
+      daemonize,
+      quiet: has('quiet'),
+      productName: str('product-name') ?? 'feersum-ts',
+      productVersion: str('product-version') ?? VERSION,
+    },
+  };
+}
+
+/** The --help text: every option with its default. */
+export function helpText(): string {
+  const lines = [
+    'Usage: feersum-ts [options] app.js',
+    '',
+    'Runs a PSGI application (module.exports = app, or export default app) on',
+    'feersum-ts; with --native, app.js exports a native-interface handler.',
+    'Times are in seconds. Signals: HUP graceful restart (fresh app load),',
+    'TERM/INT/QUIT graceful shutdown, USR1 reopen log files.',
+  ];
+  let group = '';
+  for (const o of OPTIONS) {
+    if (o.group !== group) {
+      group = o.group;
+      lines.push('', `${group}:`);
+    }
+    const names = [o.short ? `-${o.short}, ` : '    ', `--${o.name}`, o.metavar ? `=${o.metavar}` : ''].join('');
+    const aliases = o.aliases?.length ? ` (also ${o.aliases.map((a) => `--${a}`).join(', ')})` : '';
+    const dflt = o.def !== undefined ? ` [default: ${o.def}]` : '';
+    lines.push(`  ${names}`);
+    lines.push(`        ${o.help}${aliases}${dflt}`);
+  }
+  lines.push('', 'Exit status: 0 after a clean shutdown, 1 if the server cannot start, 2 for bad usage.');
+  return lines.join('\n') + '\n';
+}
