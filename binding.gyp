@@ -8,6 +8,8 @@
         "native/listener.cc",
         "native/proxy_protocol.cc",
         "native/connection.cc",
+        "native/connection_requests.cc",
+        "native/connection_output.cc",
         "native/response.cc",
         "native/write_queue.cc",
         "native/response_writer.cc",

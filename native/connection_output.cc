@@ -1,0 +1,200 @@
+// Connection output: bytes for the head-of-line response go to the loop's
+// cork (or behind queued output), and leave with writev; what the socket does
+// not take waits in the connection's queue for uv_write.
+#include <cstdlib>
+
+#include "connection.h"
+#include "engine.h"
+#include "loop_context.h"
+
+namespace feersum {
+
+bool Connection::corked() const { return engine_->ctx().cork.owner == this; }
+
+size_t Connection::queuedBytes() const {
+  size_t n = wq_.bytes();
+  if (corked()) n += engine_->ctx().cork.bytes();
+  return n;
+}
+
+bool Connection::emitCopy(Request* r, const char* p, size_t n) {
+  if (closed_) return false;
+  if (r != req_head_) return r->held.appendCopy(p, n);
+  out_pos_ += n;
+  LoopContext& ctx = engine_->ctx();
+  Cork& cork = ctx.cork;
+  if (cork.owner != this) {
+    ctx.flushCork();
+    if (!wq_.empty() || write_in_flight_) {
+      // Already waiting on the socket: queue behind it, no point corking.
+      if (!wq_.appendCopy(p, n)) return false;
+      flushQueue();
+      return true;
+    }
+    cork.owner = this;
+  }
+  if (!cork.fits(n)) {
+    ctx.flushCork();
+    if (n > Cork::kSize / 2 || !wq_.empty() || write_in_flight_) {
+      if (!wq_.appendCopy(p, n)) return false;
+      flushQueue();
+      return true;
+    }
+    cork.owner = this;
+  }
+  cork.addCopy(p, n);
+  return true;
+}
+
+bool Connection::emitRef(Request* r, const char* p, size_t n, napi_ref ref) {
+  if (closed_) return false;
+  if (r != req_head_) return r->held.appendRef(p, n, ref);
+  out_pos_ += n;
+  LoopContext& ctx = engine_->ctx();
+  Cork& cork = ctx.cork;
+  if (cork.owner != this) {
+    ctx.flushCork();
+    if (!wq_.empty() || write_in_flight_) {
+      if (!wq_.appendRef(p, n, ref)) return false;
+      flushQueue();
+      return true;
+    }
+    cork.owner = this;
+  }
+  if (!cork.fitsRef()) {
+    ctx.flushCork();
+    cork.owner = this;
+  }
+  cork.addRef(p, n, ref);
+  return true;
+}
+
+void Connection::writeCorked(Cork& cork) {
+  if (closed_) return;
+  size_t total = cork.bytes();
+  size_t done = 0;
+  if (wq_.empty() && !write_in_flight_) {
+    uv_buf_t iov[Cork::kMaxSegs];
+    for (int i = 0; i < cork.nsegs; ++i)
+      iov[i] = uv_buf_init(const_cast<char*>(cork.segs[i].data), cork.segs[i].len);
+    int w = tryWriteSocket(iov, cork.nsegs);
+    if (w < 0) {
+      destroy();
+      return;
+    }
+    done = static_cast<size_t>(w);
+  }
+  // Whatever the socket did not take is copied (or, for Buffers, kept by
+  // reference) into the connection's queue.
+  size_t skip = done;
+  for (int i = 0; i < cork.nsegs; ++i) {
+    Cork::Segment& s = cork.segs[i];
+    if (skip >= s.len) {
+      skip -= s.len;
+      if (s.ref) napi_delete_reference(engine_->env(), s.ref);
+      s.ref = nullptr;
+      continue;
+    }
+    bool ok = s.ref ? wq_.appendRef(s.data + skip, s.len - skip, s.ref)
+                    : wq_.appendCopy(s.data + skip, s.len - skip);
+    s.ref = nullptr;
+    skip = 0;
+    if (!ok) {
+      destroy();
+      return;
+    }
+  }
+  if (done) written(done);
+  if (done < total) flushQueue();
+}
+
+int Connection::tryWriteSocket(uv_buf_t* iov, int n) {
+  if (n == 0) return 0;
+  int w = uv_try_write(&stream_, iov, n);
+  if (w == UV_EAGAIN || w == UV_ENOSYS) return 0;
+  return w;
+}
+
+void Connection::flushQueue() {
+  if (closed_ || write_in_flight_ || wq_.empty()) return;
+  uv_buf_t iov[OutQueue::kMaxIov];
+  for (;;) {
+    size_t total = 0;
+    int n = wq_.fillIov(iov, OutQueue::kMaxIov, &total);
+    int w = tryWriteSocket(iov, n);
+    if (w < 0) {
+      destroy();
+      return;
+    }
+    if (w > 0) {
+      wq_.consume(engine_->env(), static_cast<size_t>(w));
+      written(static_cast<size_t>(w));
+      if (closed_) return;
+    }
+    if (wq_.empty()) return;
+    if (static_cast<size_t>(w) < total) break;  // socket is full
+  }
+  // The rest waits for the socket to become writable.
+  size_t total = 0;
+  int n = wq_.fillIov(iov, OutQueue::kMaxIov, &total);
+  if (!write_req_) {
+    write_req_ = static_cast<uv_write_t*>(std::malloc(sizeof(uv_write_t)));
+    if (!write_req_) {
+      destroy();
+      return;
+    }
+    write_req_->data = this;
+  }
+  int r = uv_write(write_req_, &stream_, iov, n, onWrite);
+  if (r != 0) {
+    destroy();
+    return;
+  }
+  write_in_flight_ = total;
+  engine_->timers().arm(&write_timer, TimeoutKind::Write);
+}
+
+void Connection::onWrite(uv_write_t* req, int status) {
+  Connection* c = static_cast<Connection*>(req->data);
+  if (c->closed_) return;  // cancelled by close; onClose frees everything
+  Engine* e = c->engine_;
+  e->enter();
+  size_t n = c->write_in_flight_;
+  c->write_in_flight_ = 0;
+  if (status < 0) {
+    c->destroy();
+  } else {
+    c->wq_.consume(e->env(), n);
+    c->written(n);
+    if (!c->closed_) c->flushQueue();
+  }
+  e->leave();
+}
+
+// The socket accepted n more bytes: report finished responses, drain and
+// write progress.
+void Connection::written(size_t n) {
+  written_pos_ += n;
+  while (done_head_ && done_head_->end_mark <= written_pos_) {
+    Request* r = done_head_;
+    done_head_ = r->next;
+    if (!done_head_) done_tail_ = nullptr;
+    r->next = nullptr;
+    r->awaiting_written = false;
+    engine_->queueEvent(ConnEvent::Complete, r);
+    maybeFree(r);
+  }
+  bool drained_now = wq_.empty() && !write_in_flight_ && !corked();
+  if (drained_now) {
+    engine_->timers().cancel(&write_timer);
+    if (req_head_ && req_head_->want_drain) {
+      req_head_->want_drain = false;
+      engine_->queueEvent(ConnEvent::Drain, req_head_);
+    }
+    if (close_after_output_) afterOutputDrained();
+  } else {
+    engine_->timers().arm(&write_timer, TimeoutKind::Write);
+  }
+}
+
+}  // namespace feersum
