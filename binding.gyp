@@ -7,6 +7,8 @@
         "native/engine.cc",
         "native/listener.cc",
         "native/proxy_protocol.cc",
+        "native/tls_context.cc",
+        "native/tls_session.cc",
         "native/connection.cc",
         "native/connection_requests.cc",
         "native/connection_output.cc",

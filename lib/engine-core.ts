@@ -15,6 +15,8 @@ export interface ListenerInfo {
   serverPort: string;
   /** 'http' or 'https'. */
   scheme: string;
+  /** For HTTPS listeners, the options to rebuild its TLS context from (reloadTls). */
+  tlsOptions?: import('./tls').TlsOptions;
 }
 
 export interface EngineCore {

@@ -22,6 +22,7 @@ import {
 import { DEFAULT_OPTIONS, type EngineOptions, mergeOptions, nativeOptions, type ResolvedOptions } from './options';
 import { type PsgiApp, psgiHandler } from './psgi/adapter';
 import { FeersumRequest } from './request';
+import { createTlsContext, type TlsOptions } from './tls';
 
 export type RequestHandler = (req: FeersumRequest) => unknown;
 export type ErrorHook = (err: unknown, req?: FeersumRequest) => void;
@@ -38,6 +39,8 @@ export interface ListenOptions {
   reusePort?: boolean;
   /** Connections start with a PROXY protocol v1/v2 header (HAProxy, cloud load balancers). */
   proxyProtocol?: boolean;
+  /** Serve HTTPS on this listener (see TlsOptions: key/cert as PEM, Buffer or file path). */
+  tls?: TlsOptions;
 }
 
 export interface AddressInfo {
@@ -116,15 +119,18 @@ export class Feersum implements EngineCore {
   /** Starts accepting on a TCP address or a Unix socket path. */
   async listen(opts: ListenOptions = {}): Promise<AddressInfo> {
     const backlog = opts.backlog ?? 511;
-    const lopts = { proxyProtocol: !!opts.proxyProtocol };
-    if (opts.path !== undefined) return this.addListener(this.native.listenUnix(opts.path, backlog, lopts));
+    // Certificates are checked here, before anything is bound.
+    const tlsContext = opts.tls ? createTlsContext(opts.tls) : undefined;
+    const lopts = { proxyProtocol: !!opts.proxyProtocol, tls: tlsContext };
+    const record = (r: NativeListenResult) => this.addListener(r, opts.tls);
+    if (opts.path !== undefined) return record(this.native.listenUnix(opts.path, backlog, lopts));
     const port = opts.port ?? 0;
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`invalid port ${String(opts.port)}`);
     let host = opts.host;
     if (host === undefined || host === '') {
       // As node:http does: every address, IPv6 and IPv4, when IPv6 exists.
       try {
-        return this.addListener(this.native.listenTcp('::', port, backlog, false, !!opts.reusePort, lopts));
+        return record(this.native.listenTcp('::', port, backlog, false, !!opts.reusePort, lopts));
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EAFNOSUPPORT') throw err;
         host = '0.0.0.0';
@@ -133,7 +139,7 @@ export class Feersum implements EngineCore {
       host = host.slice(1, -1);
     }
     if (net.isIP(host) === 0) host = (await dns.lookup(host)).address;
-    return this.addListener(this.native.listenTcp(host, port, backlog, !!opts.ipv6Only, !!opts.reusePort, lopts));
+    return record(this.native.listenTcp(host, port, backlog, !!opts.ipv6Only, !!opts.reusePort, lopts));
   }
 
   /**
@@ -161,9 +167,23 @@ export class Feersum implements EngineCore {
   }
 
   /** Accepts on an inherited listening socket (the engine owns the fd from now on). */
-  acceptOnFd(fd: number, opts: { proxyProtocol?: boolean } = {}): AddressInfo {
+  acceptOnFd(fd: number, opts: { proxyProtocol?: boolean; tls?: TlsOptions } = {}): AddressInfo {
     if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`invalid file descriptor ${String(fd)}`);
-    return this.addListener(this.native.listenFd(fd, 511, false, { proxyProtocol: !!opts.proxyProtocol }));
+    const tlsContext = opts.tls ? createTlsContext(opts.tls) : undefined;
+    const r = this.native.listenFd(fd, 511, false, { proxyProtocol: !!opts.proxyProtocol, tls: tlsContext });
+    return this.addListener(r, opts.tls);
+  }
+
+  /**
+   * Reads every TLS listener's certificates and keys again (files are
+   * re-read) and uses them for new connections; open connections keep
+   * theirs. On any error nothing changes and the error is thrown.
+   */
+  reloadTls(): void {
+    const fresh = this.listeners.map((l) => (l?.tlsOptions ? createTlsContext(l.tlsOptions) : undefined));
+    fresh.forEach((ctx, index) => {
+      if (ctx) this.native.setListenerTls(index, ctx);
+    });
   }
 
   /** Stops accepting; open connections go on. */
@@ -249,7 +269,7 @@ export class Feersum implements EngineCore {
 
   // ------------------------------------------------------------ dispatch
 
-  private addListener(r: NativeListenResult): AddressInfo {
+  private addListener(r: NativeListenResult, tlsOptions?: TlsOptions): AddressInfo {
     const unix = r.family === 'unix';
     this.listeners[r.index] = {
       address: r.address,
@@ -257,7 +277,8 @@ export class Feersum implements EngineCore {
       family: r.family,
       serverName: unix ? 'localhost' : r.address,
       serverPort: String(r.port),
-      scheme: 'http',
+      scheme: tlsOptions ? 'https' : 'http',
+      tlsOptions,
     };
     return { address: r.address, port: r.port, family: r.family };
   }

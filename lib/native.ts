@@ -11,6 +11,7 @@ export interface NativeListenResult {
 
 export interface NativeListenerOptions {
   proxyProtocol: boolean;
+  tls?: object;
 }
 
 export interface NativeEngine {
@@ -27,7 +28,8 @@ export interface NativeEngine {
   listenFd(fd: number, backlog: number, duplicate: boolean, opts: NativeListenerOptions): NativeListenResult;
   unlisten(): void;
   shutdown(onDone: () => void): void;
-  stats(): { connections: number; requests: number };
+  stats(): { connections: number; requests: number; tlsHandshakes: number; tlsResumed: number };
+  setListenerTls(index: number, tls: object): void;
 
   respond(id: number, status: number, headers: string, count: number, body: unknown): number;
   start(id: number, status: number, headers: string, count: number): number;
@@ -41,6 +43,7 @@ export interface NativeEngine {
   forceVersion(id: number, version: 10 | 11): number;
   abort(id: number): number;
   detach(id: number): [number, Buffer, Buffer] | number;
+  tunnel(id: number): number;
   lastHeadError(): string;
 }
 
@@ -52,6 +55,8 @@ export interface NativeBinding {
   ) => NativeEngine;
   probeRequests(buf: Buffer, splitEvery?: number, maxHeadSize?: number, maxHeaders?: number): unknown;
   setScalarParser(scalar: boolean): void;
+  /** Builds a TLS configuration (throws with OpenSSL's reason); see lib/tls.ts. */
+  createTlsContext(opts: Record<string, unknown>): object;
   /** A bound, listening socket that nothing accepts on yet; returns its fd. */
   bindSocket(
     address: { host: string; port: number } | { path: string },
@@ -73,6 +78,7 @@ export const INFO_PATH_LEN = 11;
 export const INFO_REMOTE_OFF = 12;
 export const INFO_REMOTE_LEN = 13;
 export const INFO_FIELD_COUNT = 14;
+export const INFO_TLS_LEN = 15;
 export const INFO_FIELDS = 16;
 
 export const FLAG_METHOD_MASK = 0xff;

@@ -9,6 +9,7 @@
 
 #include "engine.h"
 #include "listener.h"
+#include "tls_context.h"
 #include "probe_binding.h"
 #include "response_writer.h"
 
@@ -339,6 +340,16 @@ napi_value Detach(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// tunnel(id) -> 0 or a negative error: psgix.io on a TLS connection.
+napi_value Tunnel(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  Request* r = requestArg(a.engine, env, a.argv[0]);
+  if (!r) return toJs(env, kErrGone);
+  int rc = r->conn->startTunnel(r);
+  a.engine->afterJsCall();
+  return toJs(env, rc);
+}
+
 napi_value LastHeadError(napi_env env, napi_callback_info info) {
   napi_value out;
   napi_create_string_utf8(env, describe(last_head_error), NAPI_AUTO_LENGTH, &out);
@@ -386,10 +397,77 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// The listener options object: { proxyProtocol }.
+TlsContext* tlsContextOf(const Napi::Value& v) {
+  if (!v.IsExternal()) return nullptr;
+  return v.As<Napi::External<TlsContext>>().Data();
+}
+
+// The listener options object: { proxyProtocol, tls } (tls from createTlsContext).
 void applyListenerOptions(Listener* l, const Napi::Value& v) {
   if (!l || !v.IsObject()) return;
-  l->proxy_protocol = v.As<Napi::Object>().Get("proxyProtocol").ToBoolean();
+  Napi::Object o = v.As<Napi::Object>();
+  l->proxy_protocol = o.Get("proxyProtocol").ToBoolean();
+  if (TlsContext* tls = tlsContextOf(o.Get("tls"))) l->setTls(tls);
+}
+
+std::string stringProp(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+}
+
+TlsCertKey certKey(const Napi::Object& o) {
+  return TlsCertKey{stringProp(o, "cert"), stringProp(o, "key"), stringProp(o, "passphrase")};
+}
+
+// createTlsContext({ cert, key, passphrase?, ca?, requestCert?, rejectUnauthorized?,
+//   ciphers?, ciphersuites?, minVersion?, sni?: [[name, {cert, key, passphrase?}], ...],
+//   ticketKeys?: Buffer }) -> handle for listen options. Throws with the reason on bad input.
+Napi::Value CreateTlsContext(const Napi::CallbackInfo& info) {
+  Napi::Object o = info[0].As<Napi::Object>();
+  TlsConfig config;
+  config.identity = certKey(o);
+  config.ca_pem = stringProp(o, "ca");
+  config.request_cert = o.Get("requestCert").ToBoolean();
+  Napi::Value reject = o.Get("rejectUnauthorized");
+  config.reject_unauthorized = reject.IsUndefined() ? true : reject.ToBoolean().Value();
+  config.ciphers = stringProp(o, "ciphers");
+  config.ciphersuites = stringProp(o, "ciphersuites");
+  if (stringProp(o, "minVersion") == "TLSv1.3") config.min_version = TLS1_3_VERSION;
+  Napi::Value sni = o.Get("sni");
+  if (sni.IsArray()) {
+    Napi::Array list = sni.As<Napi::Array>();
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      Napi::Array pair = list.Get(i).As<Napi::Array>();
+      config.sni.emplace_back(pair.Get(0u).As<Napi::String>().Utf8Value(), certKey(pair.Get(1u).As<Napi::Object>()));
+    }
+  }
+  Napi::Value keys = o.Get("ticketKeys");
+  if (keys.IsBuffer()) {
+    Napi::Buffer<char> b = keys.As<Napi::Buffer<char>>();
+    config.ticket_keys.assign(b.Data(), b.Length());
+  }
+  std::string error;
+  TlsContext* tc = TlsContext::create(config, &error);
+  if (!tc) {
+    Napi::Error::New(info.Env(), error).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  // JavaScript holds one reference; listeners take their own.
+  return Napi::External<TlsContext>::New(info.Env(), tc, [](Napi::Env, TlsContext* t) { t->unref(); });
+}
+
+// setListenerTls(index, handle): new connections on that listener use the
+// new certificates; open ones keep theirs (reloadTls, SIGHUP).
+Napi::Value SetListenerTls(const Napi::CallbackInfo& info) {
+  Engine* e = unwrap(info);
+  int index = info[0].As<Napi::Number>().Int32Value();
+  TlsContext* tls = tlsContextOf(info[1]);
+  if (index < 0 || static_cast<size_t>(index) >= e->listenerCount() || !e->listener(index) || !tls) {
+    Napi::TypeError::New(info.Env(), "no such TLS listener").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  e->listener(index)->setTls(tls);
+  return info.Env().Undefined();
 }
 
 Napi::Value ListenResult(Napi::Env env, Engine* e, Listener* l, int err) {
@@ -483,6 +561,8 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(info.Env());
   out.Set("connections", static_cast<double>(e->connectionCount()));
   out.Set("requests", static_cast<double>(e->liveRequests()));
+  out.Set("tlsHandshakes", static_cast<double>(e->tlsFullHandshakes()));
+  out.Set("tlsResumed", static_cast<double>(e->tlsResumedHandshakes()));
   return out;
 }
 
@@ -507,6 +587,7 @@ napi_value CreateEngineClass(napi_env env) {
       {"forceVersion", nullptr, ForceVersion, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"abort", nullptr, Abort, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"detach", nullptr, Detach, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"tunnel", nullptr, Tunnel, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"lastHeadError", nullptr, LastHeadError, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"configure", nullptr, wrapCold<Configure>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"listenTcp", nullptr, wrapCold<ListenTcp>, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -515,6 +596,7 @@ napi_value CreateEngineClass(napi_env env) {
       {"unlisten", nullptr, wrapCold<Unlisten>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"shutdown", nullptr, wrapCold<Shutdown>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"stats", nullptr, wrapCold<Stats>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setListenerTls", nullptr, wrapCold<SetListenerTls>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_value cls;
   napi_define_class(env, "Engine", NAPI_AUTO_LENGTH, Construct, nullptr, sizeof methods / sizeof methods[0],
@@ -532,6 +614,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_create_function(env, "setScalarParser", NAPI_AUTO_LENGTH, SetScalarParserBinding, nullptr, &fn);
   exports.Set("setScalarParser", Napi::Value(env, fn));
   exports.Set("bindSocket", Napi::Function::New(env, BindSocket));
+  exports.Set("createTlsContext", Napi::Function::New(env, CreateTlsContext));
   return exports;
 }
 

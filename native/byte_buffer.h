@@ -35,6 +35,7 @@ class ByteBuffer {
   char* grow(size_t n) { return reserve(size_ + n) ? data_ + size_ : nullptr; }
 
   bool append(const char* p, size_t n) {
+    if (n == 0) return true;
     if (!reserve(size_ + n)) return false;
     std::memcpy(data_ + size_, p, n);
     size_ += n;

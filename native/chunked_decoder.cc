@@ -264,4 +264,6 @@ ChunkedDecoder::Status ChunkedDecoder::feed(const char* in, size_t len, size_t* 
   return Status::NeedMore;
 }
 
+uint64_t ChunkedDecoder::pendingChunkBytes() const { return state_ == kData ? chunk_remaining_ : 0; }
+
 }  // namespace feersum

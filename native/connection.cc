@@ -15,6 +15,7 @@
 #include "engine.h"
 #include "loop_context.h"
 #include "proxy_protocol.h"
+#include "tls_context.h"
 
 namespace feersum {
 
@@ -43,10 +44,14 @@ Connection* Connection::create(Engine* engine, int listener_index, bool is_pipe)
   return c;
 }
 
-int Connection::accept(uv_stream_t* server, bool proxy_protocol) {
+int Connection::accept(uv_stream_t* server, bool proxy_protocol, TlsContext* tls) {
   int r = uv_accept(server, &stream_);
   if (r != 0) return r;
   awaiting_proxy_ = proxy_protocol;
+  if (tls) {
+    tls_ = TlsSession::create(tls);
+    if (!tls_) return UV_ENOMEM;
+  }
   if (!is_pipe_) {
     uv_tcp_nodelay(&tcp_, 1);
     sockaddr_storage ss;
@@ -85,7 +90,7 @@ int Connection::fileno() const {
 
 void Connection::onAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   Connection* c = static_cast<Connection*>(h->data);
-  if (c->inbuf_len_ == 0 || c->lingering_) {
+  if (c->inbuf_len_ == 0 || c->lingering_ || c->tls_) {
     LoopContext& ctx = c->engine_->ctx();
     *buf = uv_buf_init(ctx.read_buffer, LoopContext::kReadBufferSize);
     return;
@@ -122,6 +127,11 @@ void Connection::readSocket(ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   if (lingering_ || closed_) return;  // draining before close: input is dropped
+  if (tls_) {
+    readTls(buf->base, static_cast<size_t>(nread));
+    if (!closed_) updateReading();
+    return;
+  }
   in_process_ = true;
   if (inbuf_len_ > 0 && buf->base == inbuf_ + inbuf_len_) {
     inbuf_len_ += static_cast<uint32_t>(nread);
@@ -133,6 +143,56 @@ void Connection::readSocket(ssize_t nread, const uv_buf_t* buf) {
   }
   in_process_ = false;
   updateReading();
+}
+
+// TLS: ciphertext in; the handshake's and the session's own output (server
+// hello, tickets, alerts) out; plaintext on to consumeInput().
+void Connection::readTls(const char* data, size_t len) {
+  LoopContext& ctx = engine_->ctx();
+  in_process_ = true;
+  TlsSession::Status st = tls_->feed(data, len, ctx.tls_plain, LoopContext::kTlsPlainSize, onTlsPlain, this);
+  in_process_ = false;
+  if (closed_) return;
+  if (!tls_counted_ && tls_->handshakeDone()) {
+    tls_counted_ = true;
+    engine_->countTlsHandshake(tls_->resumed());
+  }
+  tls_->takeOutput(tls_out_);
+  flushQueue();  // sends the alert too when the session failed
+  if (closed_) return;
+  if (st == TlsSession::Status::Error) destroy();  // not TLS, a broken handshake, a refused certificate
+  else if (st == TlsSession::Status::PeerClosed) handleEof(UV_EOF);
+}
+
+bool Connection::onTlsPlain(void* self, const char* data, size_t len) {
+  Connection* c = static_cast<Connection*>(self);
+  if (c->tls_env_.size() == 0) c->tls_->describe(c->tls_env_);
+  c->consumeInput(data, len);
+  return !c->closed_ && !c->lingering_;
+}
+
+// Decrypted input: appended to held input if there is some, else parsed
+// straight from the loop's plaintext buffer.
+void Connection::consumeInput(const char* data, size_t len) {
+  if (inbuf_len_ == 0) {
+    size_t used = process(data, len);
+    keepUnconsumed(data, len, used);
+    return;
+  }
+  if (inbuf_len_ + len > inbuf_cap_) {
+    uint32_t cap = static_cast<uint32_t>(inbuf_len_ + len);
+    char* p = static_cast<char*>(std::realloc(inbuf_, cap));
+    if (!p) {
+      destroy();
+      return;
+    }
+    inbuf_ = p;
+    inbuf_cap_ = cap;
+  }
+  std::memcpy(inbuf_ + inbuf_len_, data, len);
+  inbuf_len_ += static_cast<uint32_t>(len);
+  size_t used = process(inbuf_, inbuf_len_);
+  keepUnconsumed(inbuf_, inbuf_len_, used);
 }
 
 void Connection::processHeldInput() {
@@ -189,6 +249,11 @@ size_t Connection::process(const char* data, size_t len) {
     if (FEERSUM_UNLIKELY(awaiting_proxy_)) {
       if (!readProxyHeader(data + pos, len - pos, &pos)) break;
       continue;
+    }
+    if (tunnel_) {
+      engine_->deliverBody(tunnel_, ConnEvent::BodyData, data + pos, len - pos);
+      pos = len;
+      break;
     }
     if (body_req_) {
       pos += readBody(data + pos, len - pos);
@@ -250,6 +315,12 @@ bool Connection::readProxyHeader(const char* data, size_t len, size_t* pos) {
 // still flushed before closing.
 void Connection::handleEof(int status) {
   peer_ended_ = true;
+  if (tunnel_ && status == UV_EOF) {
+    // The tunnel's reader sees the end; what it already wrote still goes out.
+    engine_->deliverBody(tunnel_, ConnEvent::BodyEnd, nullptr, 0);
+    if (!closed_) startClosing();
+    return;
+  }
   if (status != UV_EOF || lingering_ || body_req_ || req_head_) {
     destroy();
     return;
@@ -325,7 +396,7 @@ void Connection::startClosing() {
 }
 
 void Connection::closeWhenIdle() {
-  if (closed_) return;
+  if (closed_ || tunneled_) return;
   if (req_head_ == nullptr && body_req_ == nullptr) {
     // Idle: no response to protect with a lingering close (as nginx does).
     if (drained()) destroy();
@@ -353,6 +424,13 @@ void Connection::afterOutputDrained() {
   if (peer_ended_) {
     destroy();
     return;
+  }
+  if (tls_ && !tls_close_sent_) {
+    // close_notify first, so the client knows the response was not cut short.
+    tls_close_sent_ = true;
+    tls_->close(tls_out_);
+    flushQueue();
+    if (closed_ || !drained()) return;  // back here once it is written
   }
   uv_shutdown_t* req = static_cast<uv_shutdown_t*>(std::malloc(sizeof(uv_shutdown_t)));
   if (!req || uv_shutdown(req, &stream_, onShutdown) != 0) {
@@ -420,7 +498,11 @@ void Connection::destroy() {
 void Connection::onClose(uv_handle_t* h) {
   Connection* c = static_cast<Connection*>(h->data);
   Engine* e = c->engine_;
+  if (c->tunneled_) e->tunnelClosed();
   c->wq_.clear(e->env());
+  c->tls_out_.clear(e->env());
+  delete c->tls_;
+  c->tls_env_.release();
   std::free(c->inbuf_);
   std::free(c->write_req_);
   c->saved_head_.release();
@@ -457,9 +539,32 @@ void Connection::onTimeout(TimerNode* node, TimeoutKind kind) {
   }
 }
 
+int Connection::startTunnel(Request* r) {
+  if (closed_ || tunnel_ || r->response != ResponseState::None || body_req_) return UV_EBUSY;
+  tunnel_ = r;
+  tunneled_ = true;
+  r->response = ResponseState::Streaming;  // raw: no chunking, no length
+  r->keep_alive = false;
+  r->notify = true;
+  stop_parsing_ = true;
+  // A tunnel is the application's now: no engine timeouts, and it does not
+  // hold up gracefulShutdown or count against maxConnections.
+  engine_->timers().cancel(&read_timer);
+  engine_->timers().cancel(&write_timer);
+  engine_->timers().cancel(&r->handler_timer);
+  head_timer_running_ = false;
+  engine_->tunnelOpened();
+  // Input already here (a WebSocket frame sent right after the request)
+  // flows in at the next safe point.
+  if (inbuf_len_ > 0 && !in_process_) engine_->scheduleHeldInput(this);
+  updateReading();
+  return 0;
+}
+
 int Connection::detach(ByteBuffer& head_out, ByteBuffer& pending_out) {
   int fd = fileno();
   if (fd < 0 || closed_) return UV_EBADF;
+  if (tls_) return UV_ENOTSUP;  // the TLS state lives here: JavaScript tunnels instead
   int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (dup_fd < 0) return -errno;
   // Input after the request being handled: inside process() it is the rest

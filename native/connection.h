@@ -10,11 +10,13 @@
 #include "http_parser.h"
 #include "request.h"
 #include "timers.h"
+#include "tls_session.h"
 #include "write_queue.h"
 
 namespace feersum {
 
 class Engine;
+class TlsContext;
 struct LoopContext;
 struct Cork;
 
@@ -42,7 +44,7 @@ class Connection {
   static Connection* create(Engine* engine, int listener_index, bool is_pipe);
   // Accepts from `server` into this connection and starts reading. Returns
   // a libuv error code; on error the connection must be closed.
-  int accept(uv_stream_t* server, bool proxy_protocol);
+  int accept(uv_stream_t* server, bool proxy_protocol, TlsContext* tls);
 
   // Application output for request r, in its order on the connection.
   bool emitCopy(Request* r, const char* p, size_t n);
@@ -65,15 +67,23 @@ class Connection {
   bool idle() const { return req_head_ == nullptr && body_req_ == nullptr && inbuf_len_ == 0; }
 
   size_t queuedBytes() const;  // output not yet written, for write() backpressure
-  bool drained() const { return wq_.empty() && !write_in_flight_ && !corked(); }
+  bool drained() const { return wq_.empty() && tls_out_.empty() && !write_in_flight_ && !corked(); }
   bool isHead(const Request* r) const { return req_head_ == r; }
   bool closed() const { return closed_; }
   int fileno() const;
   uv_stream_t* stream() { return &stream_; }
+  bool isTls() const { return tls_ != nullptr; }
+  // The TLS values the env reports (TlsSession::describe), once the handshake is done.
+  const ByteBuffer& tlsEnv() const { return tls_env_; }
 
   // Detaches the socket for psgix.io: returns a dup of the fd and moves the
   // unread input into `head_out` and unwritten output into `pending_out`.
   int detach(ByteBuffer& head_out, ByteBuffer& pending_out);
+  // psgix.io on a TLS connection, whose session cannot leave this process
+  // side: from now on every decrypted byte after r's head goes to JavaScript
+  // as r's body, and r's "response" is raw bytes (write) until end.
+  int startTunnel(Request* r);
+  bool isTunnel() const { return tunnel_ != nullptr; }
 
   void onTimeout(TimerNode* node, TimeoutKind kind);
 
@@ -100,6 +110,9 @@ class Connection {
 
   // Input.
   void readSocket(ssize_t nread, const uv_buf_t* buf);
+  void readTls(const char* data, size_t len);
+  static bool onTlsPlain(void* self, const char* data, size_t len);
+  void consumeInput(const char* data, size_t len);
   size_t process(const char* data, size_t len);
   void keepUnconsumed(const char* data, size_t len, size_t used);
   void markConsumed(const char* p) { proc_pos_ = static_cast<size_t>(p - proc_data_); }
@@ -134,6 +147,11 @@ class Connection {
 
   // Output.
   void flushQueue();
+  void flushSocket();
+  void encryptPending();
+  void checkDrained();
+  void reportWritten();
+  void armWriteTimer();
   int tryWriteSocket(uv_buf_t* iov, int n);
   void written(size_t n);
   void afterOutputDrained();
@@ -159,6 +177,8 @@ class Connection {
   Request* done_tail_ = nullptr;
   // The request whose body is being read (at most one: bodies are in order).
   Request* body_req_ = nullptr;
+  Request* tunnel_ = nullptr;  // see startTunnel; null again once its output ended
+  bool tunneled_ = false;      // counted in the engine's tunnels
   uint64_t body_remaining_ = 0;  // Content-Length framing
   bool body_chunked_ = false;
   ChunkedDecoder chunked_;
@@ -171,7 +191,12 @@ class Connection {
   uint32_t inbuf_cap_ = 0;
   uint32_t scanned_ = 0;  // parser's resume hint for the head in inbuf_
 
+  // Output waiting for the socket; for TLS, plaintext waiting to be
+  // encrypted (tls_out_ then holds the records waiting for the socket).
   OutQueue wq_;
+  TlsSession* tls_ = nullptr;
+  OutQueue tls_out_;
+  ByteBuffer tls_env_;
   uv_write_t* write_req_ = nullptr;
   size_t write_in_flight_ = 0;
   uint64_t out_pos_ = 0;      // bytes handed to the output stream
@@ -200,6 +225,8 @@ class Connection {
   bool head_timer_running_ = false;
   bool in_process_ = false;     // inside process(): input must not be re-entered
   bool awaiting_proxy_ = false; // PROXY listener: the header has not arrived yet
+  bool tls_counted_ = false;    // handshake reported to the engine's statistics
+  bool tls_close_sent_ = false; // close_notify queued
  public:
   bool held_scheduled = false;  // on the engine's list of held input to process
 };

@@ -12,7 +12,7 @@ namespace feersum {
 bool Connection::corked() const { return engine_->ctx().cork.owner == this; }
 
 size_t Connection::queuedBytes() const {
-  size_t n = wq_.bytes();
+  size_t n = wq_.bytes() + tls_out_.bytes();
   if (corked()) n += engine_->ctx().cork.bytes();
   return n;
 }
@@ -72,6 +72,31 @@ bool Connection::emitRef(Request* r, const char* p, size_t n, napi_ref ref) {
 void Connection::writeCorked(Cork& cork) {
   if (closed_) return;
   size_t total = cork.bytes();
+  if (tls_) {
+    if (wq_.empty()) {
+      // Straight into TLS records: the cork's bytes become as few records as
+      // their segments allow (a head and a small body are one).
+      for (int i = 0; i < cork.nsegs; ++i) {
+        if (!tls_->encrypt(cork.segs[i].data, cork.segs[i].len, tls_out_)) {
+          destroy();
+          return;
+        }
+      }
+      written(total);
+    } else {
+      for (int i = 0; i < cork.nsegs; ++i) {
+        Cork::Segment& s = cork.segs[i];
+        bool ok = s.ref ? wq_.appendRef(s.data, s.len, s.ref) : wq_.appendCopy(s.data, s.len);
+        s.ref = nullptr;
+        if (!ok) {
+          destroy();
+          return;
+        }
+      }
+    }
+    flushQueue();
+    return;
+  }
   size_t done = 0;
   if (wq_.empty() && !write_in_flight_) {
     uv_buf_t iov[Cork::kMaxSegs];
@@ -115,28 +140,65 @@ int Connection::tryWriteSocket(uv_buf_t* iov, int n) {
   return w;
 }
 
+// Plain: the queue goes to the socket. TLS: queued plaintext is encrypted as
+// the socket takes the records before it, so at most a batch of ciphertext
+// waits in memory beside the plaintext.
 void Connection::flushQueue() {
-  if (closed_ || write_in_flight_ || wq_.empty()) return;
+  if (closed_) return;
+  if (!tls_) {
+    flushSocket();
+    return;
+  }
+  for (;;) {
+    flushSocket();
+    if (closed_ || write_in_flight_ || !tls_out_.empty() || wq_.empty()) return;
+    encryptPending();
+  }
+}
+
+void Connection::encryptPending() {
+  constexpr size_t kBatch = 64 * 1024;
+  uv_buf_t iov[OutQueue::kMaxIov];
+  size_t total = 0;
+  int n = wq_.fillIov(iov, OutQueue::kMaxIov, &total);
+  size_t done = 0;
+  for (int i = 0; i < n && done < kBatch; ++i) {
+    size_t take = iov[i].len < kBatch - done ? iov[i].len : kBatch - done;
+    if (!tls_->encrypt(iov[i].base, take, tls_out_)) {
+      destroy();
+      return;
+    }
+    done += take;
+  }
+  wq_.consume(engine_->env(), done);
+  written(done);
+}
+
+// Writes the socket's queue (plaintext, or TLS records) with writev; what
+// the socket does not take goes out with uv_write when it is writable.
+void Connection::flushSocket() {
+  OutQueue& q = tls_ ? tls_out_ : wq_;
+  if (closed_ || write_in_flight_ || q.empty()) return;
   uv_buf_t iov[OutQueue::kMaxIov];
   for (;;) {
     size_t total = 0;
-    int n = wq_.fillIov(iov, OutQueue::kMaxIov, &total);
+    int n = q.fillIov(iov, OutQueue::kMaxIov, &total);
     int w = tryWriteSocket(iov, n);
     if (w < 0) {
       destroy();
       return;
     }
     if (w > 0) {
-      wq_.consume(engine_->env(), static_cast<size_t>(w));
-      written(static_cast<size_t>(w));
+      q.consume(engine_->env(), static_cast<size_t>(w));
+      if (tls_) checkDrained();
+      else written(static_cast<size_t>(w));
       if (closed_) return;
     }
-    if (wq_.empty()) return;
+    if (q.empty()) return;
     if (static_cast<size_t>(w) < total) break;  // socket is full
   }
-  // The rest waits for the socket to become writable.
   size_t total = 0;
-  int n = wq_.fillIov(iov, OutQueue::kMaxIov, &total);
+  int n = q.fillIov(iov, OutQueue::kMaxIov, &total);
   if (!write_req_) {
     write_req_ = static_cast<uv_write_t*>(std::malloc(sizeof(uv_write_t)));
     if (!write_req_) {
@@ -151,7 +213,12 @@ void Connection::flushQueue() {
     return;
   }
   write_in_flight_ = total;
-  engine_->timers().arm(&write_timer, TimeoutKind::Write);
+  armWriteTimer();
+}
+
+// A tunnel has no engine timeouts (see startTunnel).
+void Connection::armWriteTimer() {
+  if (!tunneled_) engine_->timers().arm(&write_timer, TimeoutKind::Write);
 }
 
 void Connection::onWrite(uv_write_t* req, int status) {
@@ -164,17 +231,26 @@ void Connection::onWrite(uv_write_t* req, int status) {
   if (status < 0) {
     c->destroy();
   } else {
-    c->wq_.consume(e->env(), n);
-    c->written(n);
+    (c->tls_ ? c->tls_out_ : c->wq_).consume(e->env(), n);
+    if (c->tls_) c->checkDrained();
+    else c->written(n);
     if (!c->closed_) c->flushQueue();
   }
   e->leave();
 }
 
-// The socket accepted n more bytes: report finished responses, drain and
-// write progress.
+// n more bytes of the response stream are on the wire (for TLS: encrypted
+// and queued for it): report finished responses, then drain and progress.
 void Connection::written(size_t n) {
   written_pos_ += n;
+  reportWritten();
+  checkDrained();
+}
+
+// Complete responses whose last byte is on the wire (possibly before the
+// response was even declared complete: a stream with Content-Length whose
+// bytes all went out before close()).
+void Connection::reportWritten() {
   while (done_head_ && done_head_->end_mark <= written_pos_) {
     Request* r = done_head_;
     done_head_ = r->next;
@@ -184,17 +260,19 @@ void Connection::written(size_t n) {
     engine_->queueEvent(ConnEvent::Complete, r);
     maybeFree(r);
   }
-  bool drained_now = wq_.empty() && !write_in_flight_ && !corked();
-  if (drained_now) {
-    engine_->timers().cancel(&write_timer);
-    if (req_head_ && req_head_->want_drain) {
-      req_head_->want_drain = false;
-      engine_->queueEvent(ConnEvent::Drain, req_head_);
-    }
-    if (close_after_output_) afterOutputDrained();
-  } else {
-    engine_->timers().arm(&write_timer, TimeoutKind::Write);
+}
+
+void Connection::checkDrained() {
+  if (!drained()) {
+    armWriteTimer();
+    return;
   }
+  engine_->timers().cancel(&write_timer);
+  if (req_head_ && req_head_->want_drain) {
+    req_head_->want_drain = false;
+    engine_->queueEvent(ConnEvent::Drain, req_head_);
+  }
+  if (close_after_output_) afterOutputDrained();
 }
 
 }  // namespace feersum

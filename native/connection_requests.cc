@@ -163,6 +163,8 @@ size_t Connection::readBody(const char* data, size_t len) {
       rejectBody(r, 400, "malformed chunked request body");
       return len;
     }
+    uint64_t limit = engine_->config().max_body_size;
+    if (limit && r->body_received + chunked_.pendingChunkBytes() > limit) body_reject_status_ = 413;
     done = st == ChunkedDecoder::Status::Done;
   } else {
     used = len < body_remaining_ ? len : static_cast<size_t>(body_remaining_);
@@ -342,6 +344,7 @@ void Connection::responseComplete(Request* r) {
   if (r != req_head_) return;  // finished early; handled when it reaches the head
   while (req_head_ && req_head_->response == ResponseState::Complete) {
     Request* done = req_head_;
+    if (done == tunnel_) tunnel_ = nullptr;  // the application ended the tunnel
     req_head_ = done->next;
     if (!req_head_) req_tail_ = nullptr;
     done->next = nullptr;
@@ -383,6 +386,7 @@ void Connection::responseComplete(Request* r) {
   }
   if (!wq_.empty()) flushQueue();
   if (closed_) return;
+  reportWritten();
   if (req_head_ && req_head_->want_drain && drained()) {
     req_head_->want_drain = false;
     engine_->queueEvent(ConnEvent::Drain, req_head_);

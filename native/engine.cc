@@ -275,6 +275,9 @@ void Engine::dispatch(Request* r, Connection* c, const char* base, const Request
   s.append(c->remote_addr, c->remote_addr_len);
   info[kInfoRemoteOff] = static_cast<int32_t>(h.head_len);
   info[kInfoRemoteLen] = c->remote_addr_len;
+  const ByteBuffer& tls = c->tlsEnv();
+  s.append(tls.data(), tls.size());
+  info[kInfoTlsLen] = static_cast<int32_t>(tls.size());
 
   ensureScope();
   napi_handle_scope hs;
@@ -313,7 +316,7 @@ void Engine::connectionOpened(Connection* c) {
 void Engine::connectionClosed(Connection* c) {
   if (c->prev) c->prev->next = c->next; else connections_ = c->next;
   if (c->next) c->next->prev = c->prev;
-  --connection_count_;
+  --connection_count_;  // tunnelClosed() (from the connection's onClose) runs before this
   if (c->held_scheduled) held_input_.erase(std::remove(held_input_.begin(), held_input_.end(), c), held_input_.end());
   maybeFinishShutdown();
 }
@@ -359,7 +362,7 @@ void Engine::beginShutdown(napi_value on_done) {
 }
 
 void Engine::maybeFinishShutdown() {
-  if (shutting_down_ && on_shutdown_ && connection_count_ == 0) queueEventId(ConnEvent::ShutdownDone, 0);
+  if (shutting_down_ && on_shutdown_ && connection_count_ == tunnels_) queueEventId(ConnEvent::ShutdownDone, 0);
 }
 
 }  // namespace feersum

@@ -47,6 +47,7 @@ enum InfoIndex : int {
   kInfoRemoteOff = 12,
   kInfoRemoteLen = 13,
   kInfoFieldCount = 14,
+  kInfoTlsLen = 15,  // TLS values follow the peer address in the head string
   kInfoFields = 16,  // name_off, name_len, value_off, value_len per field
 };
 enum InfoFlag : int {
@@ -108,8 +109,18 @@ class Engine {
   void connectionClosed(Connection* c);
   size_t connectionCount() const { return connection_count_; }
   size_t liveRequests() const { return request_pool_.live(); }
+  // Tunnels (psgix.io over TLS) are the application's: they are not waited
+  // for by gracefulShutdown nor counted against maxConnections.
+  void tunnelOpened() { ++tunnels_; }
+  void tunnelClosed() {
+    --tunnels_;
+    maybeFinishShutdown();
+  }
+  void countTlsHandshake(bool resumed) { ++(resumed ? tls_resumed_ : tls_full_); }
+  uint64_t tlsFullHandshakes() const { return tls_full_; }
+  uint64_t tlsResumedHandshakes() const { return tls_resumed_; }
   bool overConnectionLimit() const {
-    return config_.max_connections != 0 && connection_count_ > config_.max_connections;
+    return config_.max_connections != 0 && connection_count_ - tunnels_ > config_.max_connections;
   }
 
   // --- JavaScript side ---
@@ -161,7 +172,10 @@ class Engine {
   std::vector<Listener*> listeners_;
   Connection* connections_ = nullptr;
   size_t connection_count_ = 0;
+  size_t tunnels_ = 0;
   bool shutting_down_ = false;
+  uint64_t tls_full_ = 0;
+  uint64_t tls_resumed_ = 0;
 
   std::vector<PendingEvent> events_;
   std::vector<Connection*> held_input_;

@@ -128,6 +128,10 @@ class ChunkedDecoder {
   Status feed(const char* in, size_t len, size_t* consumed, DataFn on_data, void* ctx);
 
   uint64_t bodyBytes() const { return body_bytes_; }
+  // Bytes the current chunk has declared and not yet delivered, once its
+  // size line is complete (0 before): lets a body limit refuse a huge
+  // declared chunk before its data comes, whatever the read sizes.
+  uint64_t pendingChunkBytes() const;
 
   // Upper bound on the bytes a single chunk-size line (with extensions) or the
   // trailer section may take; beyond it the body is refused.

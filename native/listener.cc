@@ -16,6 +16,7 @@
 
 #include "connection.h"
 #include "engine.h"
+#include "tls_context.h"
 
 namespace feersum {
 
@@ -200,7 +201,7 @@ void Listener::onConnection(uv_stream_t* server, int status) {
   e->enter();
   Connection* c = Connection::create(e, l->index, l->is_pipe_);
   if (c) {
-    int r = c->accept(server, l->proxy_protocol);
+    int r = c->accept(server, l->proxy_protocol, l->tls_);
     if (r != 0 || e->overConnectionLimit() || e->shuttingDown()) c->destroy();
   }
   e->leave();
@@ -212,6 +213,16 @@ void Listener::close() {
   uv_close(&handle_, onClose);
 }
 
-void Listener::onClose(uv_handle_t* h) { delete static_cast<Listener*>(h->data); }
+void Listener::onClose(uv_handle_t* h) {
+  Listener* l = static_cast<Listener*>(h->data);
+  l->setTls(nullptr);
+  delete l;
+}
+
+void Listener::setTls(TlsContext* tls) {
+  if (tls) tls->ref();
+  if (tls_) tls_->unref();
+  tls_ = tls;
+}
 
 }  // namespace feersum

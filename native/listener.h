@@ -10,6 +10,7 @@
 namespace feersum {
 
 class Engine;
+class TlsContext;
 
 struct ListenAddress {
   std::string address;  // numeric host, or the socket path ("@name" for abstract)
@@ -36,6 +37,10 @@ class Listener {
   bool isPipe() const { return is_pipe_; }
   int index = -1;
   bool proxy_protocol = false;  // connections start with a PROXY v1/v2 header
+  // TLS listener: new connections use this context (reloadable; connections
+  // keep the one they started with).
+  void setTls(TlsContext* tls);
+  TlsContext* tls() const { return tls_; }
 
  private:
   Listener(Engine* engine, bool is_pipe);
@@ -54,6 +59,7 @@ class Listener {
   };
   bool is_pipe_;
   bool closing_ = false;
+  TlsContext* tls_ = nullptr;
   ListenAddress address_;
 };
 

@@ -53,6 +53,7 @@ namespace {
 void freeContext(napi_env, void* data, void*) {
   LoopContext* ctx = static_cast<LoopContext*>(data);
   std::free(ctx->read_buffer);
+  std::free(ctx->tls_plain);
   std::free(ctx->cork.buf);
   delete ctx;
 }
@@ -67,6 +68,7 @@ LoopContext* LoopContext::forEnv(napi_env env) {
   ctx->env = env;
   napi_get_uv_event_loop(env, &ctx->loop);
   ctx->read_buffer = static_cast<char*>(std::malloc(kReadBufferSize));
+  ctx->tls_plain = static_cast<char*>(std::malloc(kTlsPlainSize));
   ctx->cork.buf = static_cast<char*>(std::malloc(Cork::kSize));
   napi_set_instance_data(env, ctx, freeContext, nullptr);
   return ctx;

@@ -44,10 +44,12 @@ struct Cork {
 
 struct LoopContext {
   static constexpr size_t kReadBufferSize = 256 * 1024;
+  static constexpr size_t kTlsPlainSize = 64 * 1024;
 
   napi_env env;
   uv_loop_t* loop;
   char* read_buffer;
+  char* tls_plain;  // decrypted input, parsed in place like read_buffer
   Cork cork;
   ByteBuffer scratch;         // response heads, head strings for JavaScript
   ByteBuffer header_scratch;  // header blocks read from JavaScript

@@ -21,16 +21,6 @@ bool setSource(ProxyHeader* out, int family, const void* addr, uint16_t port) {
   return true;
 }
 
-// Next space-separated field of a v1 line; false when missing or empty.
-bool nextField(const char*& p, const char* end, const char** start, size_t* n) {
-  *start = p;
-  while (p < end && *p != ' ') ++p;
-  *n = static_cast<size_t>(p - *start);
-  if (*n == 0) return false;
-  if (p < end) ++p;  // the single space
-  return true;
-}
-
 bool parsePort(const char* s, size_t n, uint16_t* port) {
   if (n == 0 || n > 5 || (n > 1 && s[0] == '0')) return false;
   uint32_t v = 0;
@@ -60,29 +50,36 @@ ProxyStatus parseV1(const char* buf, size_t len, size_t* consumed, ProxyHeader* 
       cr = buf + i;
       break;
     }
-    if (buf[i] == '\n') return ProxyStatus::Invalid;
   }
   if (!cr) return len >= kV1Max ? ProxyStatus::Invalid : ProxyStatus::Partial;
   *consumed = static_cast<size_t>(cr - buf) + 2;
-  const char* p = buf + 6;  // after "PROXY "
-  const char* end = cr;
-  const char* proto;
-  size_t proto_len;
-  if (!nextField(p, end, &proto, &proto_len)) return ProxyStatus::Invalid;
-  if (proto_len == 7 && std::memcmp(proto, "UNKNOWN", 7) == 0) return ProxyStatus::Complete;
+  // "PROXY" SP proto [SP src SP dst SP sport SP dport]: printable ASCII
+  // fields separated by exactly one space, nothing else.
+  const char* fields[6];
+  size_t lens[6];
+  size_t count = 0;
+  const char* start = buf;
+  for (const char* p = buf; p <= cr; ++p) {
+    if (p == cr || *p == ' ') {
+      if (p == start || count == 6) return ProxyStatus::Invalid;  // empty field, or too many
+      fields[count] = start;
+      lens[count] = static_cast<size_t>(p - start);
+      ++count;
+      start = p + 1;
+    } else if (*p < 0x21 || *p > 0x7e) {
+      return ProxyStatus::Invalid;
+    }
+  }
+  if (count >= 2 && lens[1] == 7 && std::memcmp(fields[1], "UNKNOWN", 7) == 0) return ProxyStatus::Complete;
+  if (count != 6) return ProxyStatus::Invalid;
   int family;
-  if (proto_len == 4 && std::memcmp(proto, "TCP4", 4) == 0) family = AF_INET;
-  else if (proto_len == 4 && std::memcmp(proto, "TCP6", 4) == 0) family = AF_INET6;
+  if (lens[1] == 4 && std::memcmp(fields[1], "TCP4", 4) == 0) family = AF_INET;
+  else if (lens[1] == 4 && std::memcmp(fields[1], "TCP6", 4) == 0) family = AF_INET6;
   else return ProxyStatus::Invalid;
-  const char *src, *dst, *sport, *dport;
-  size_t src_n, dst_n, sport_n, dport_n;
-  if (!nextField(p, end, &src, &src_n) || !nextField(p, end, &dst, &dst_n) ||
-      !nextField(p, end, &sport, &sport_n) || !nextField(p, end, &dport, &dport_n) || p != end)
-    return ProxyStatus::Invalid;
   unsigned char src_addr[16], dst_addr[16];
   uint16_t src_port, dst_port;
-  if (!parseAddress(family, src, src_n, src_addr) || !parseAddress(family, dst, dst_n, dst_addr) ||
-      !parsePort(sport, sport_n, &src_port) || !parsePort(dport, dport_n, &dst_port))
+  if (!parseAddress(family, fields[2], lens[2], src_addr) || !parseAddress(family, fields[3], lens[3], dst_addr) ||
+      !parsePort(fields[4], lens[4], &src_port) || !parsePort(fields[5], lens[5], &dst_port))
     return ProxyStatus::Invalid;
   return setSource(out, family, src_addr, src_port) ? ProxyStatus::Complete : ProxyStatus::Invalid;
 }

@@ -143,7 +143,7 @@ describe('maxHeaderSize (1024)', () => {
     expect(seen.length).toBe(before);
   });
 
-  it('a head of 1025 bytes arriving byte by byte still gets 431 (no slow path around the limit)', async () => {
+  it('a head of 1025 bytes arriving in 64-byte pieces still gets 431', async () => {
     const head = headOfSize(1025);
     const c = client(port);
     await c.connected;
@@ -349,6 +349,45 @@ describe('maxBodySize with a streamed body (bodyBufferSize 0)', () => {
     const { responses } = await oneShot(server.port, 'POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n');
     expect(responses.map((r) => r.status)).toEqual([413]);
     expect(seen).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------- per-connection request limits
+
+describe('maxKeepaliveRequests (3) and maxPipeline (4)', () => {
+  let port = 0;
+  let seen: Seen[];
+  beforeAll(async () => {
+    const s = await recordingServer({ maxKeepaliveRequests: 3, maxPipeline: 4 });
+    port = s.server.port;
+    seen = s.seen;
+  });
+
+  it('the 3rd request on a connection is answered with Connection: close; a 4th is never read', async () => {
+    const before = seen.length;
+    const c = client(port);
+    await c.connected;
+    c.send(`GET /k1 HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const [r1] = await c.responses(1);
+    expect(r1.headers.connection).toBeUndefined();
+    c.send(`GET /k2 HTTP/1.1\r\nHost: x\r\n\r\nGET /k3 HTTP/1.1\r\nHost: x\r\n\r\nGET /k4 HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await c.waitClosed();
+    const rs = parseResponses(c.data);
+    expect(rs.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(rs[1].headers.connection).toBeUndefined();
+    expect(rs[2].headers.connection).toBe('close');
+    expect(seen.slice(before).map((x) => x.uri)).toEqual(['/k1', '/k2', '/k3']);
+  });
+
+  it('more pipelined requests than maxPipeline are all answered, in order (held back, not refused)', async () => {
+    const { server, seen: seen2 } = await recordingServer({ maxPipeline: 4 });
+    const c = client(server.port);
+    await c.connected;
+    c.send(Array.from({ length: 40 }, (_, i) => `POST /p${i} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n${String(i).padStart(2, '0')}`).join(''));
+    const rs = await c.responses(40, 5000);
+    expect(rs.map((r) => r.status)).toEqual(Array(40).fill(200));
+    expect(seen2.map((x) => x.uri)).toEqual(Array.from({ length: 40 }, (_, i) => `/p${i}`));
+    c.sock.destroy();
   });
 });
 

@@ -271,6 +271,7 @@ describe('PROXY v1', () => {
     ['bare LF', 'PROXY TCP4 1.2.3.4 5.6.7.8 1111 80\n'],
     ['bare CR', 'PROXY TCP4 1.2.3.4 5.6.7.8 1111 80\rX'],
     ['NUL in the line', 'PROXY TCP4 1.2.3.4\0 5.6.7.8 1111 80\r\n'],
+    ['NUL then garbage inside an address', 'PROXY TCP4 1.2.3.4 5.6.7.8\0garbage 1111 80\r\n'],
     ['empty after PROXY', 'PROXY \r\n'],
     ['longer than 107 bytes', 'PROXY UNKNOWN ' + 'x'.repeat(100) + '\r\n'],
   ];

@@ -30,21 +30,40 @@ export async function startPsgi(app: Parameters<Feersum['psgiRequestHandler']>[0
   return { engine, port, close: () => engine.gracefulShutdown() };
 }
 
-/** Sends raw bytes and collects everything the server sends until it closes (or the timeout). */
+/**
+ * Sends raw bytes and collects everything the server sends until it closes
+ * (or the timeout; or, with `idleMs`, once nothing has arrived for that long
+ * after the last write). `localPort` is the client's port (what the server
+ * sees as the remote port).
+ */
 export function rawExchange(
   port: number,
   data: string | Buffer | Array<string | Buffer>,
-  opts: { timeout?: number; gapMs?: number; endAfterWrite?: boolean } = {},
-): Promise<{ data: Buffer; closed: boolean }> {
+  opts: { timeout?: number; gapMs?: number; endAfterWrite?: boolean; idleMs?: number } = {},
+): Promise<{ data: Buffer; closed: boolean; localPort: number }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const sock = net.connect(port, '127.0.0.1');
     let closed = false;
-    const timer = setTimeout(() => {
+    let localPort = 0;
+    let written = false;
+    let idle: NodeJS.Timeout | undefined;
+    const finish = () => {
+      clearTimeout(timer);
+      if (idle) clearTimeout(idle);
       sock.destroy();
-      resolve({ data: Buffer.concat(chunks), closed });
-    }, opts.timeout ?? 2000);
-    sock.on('data', (d) => chunks.push(d));
+      resolve({ data: Buffer.concat(chunks), closed, localPort });
+    };
+    const armIdle = () => {
+      if (opts.idleMs === undefined || !written) return;
+      if (idle) clearTimeout(idle);
+      idle = setTimeout(finish, opts.idleMs);
+    };
+    const timer = setTimeout(finish, opts.timeout ?? 2000);
+    sock.on('data', (d) => {
+      chunks.push(d);
+      armIdle();
+    });
     sock.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ECONNRESET' || err.code === 'EPIPE') return; // the server closing on bad input
       clearTimeout(timer);
@@ -52,17 +71,19 @@ export function rawExchange(
     });
     sock.on('close', () => {
       closed = true;
-      clearTimeout(timer);
-      resolve({ data: Buffer.concat(chunks), closed });
+      finish();
     });
     const pieces = Array.isArray(data) ? data : [data];
     sock.on('connect', async () => {
+      localPort = sock.localPort ?? 0;
       for (const p of pieces) {
         if (sock.destroyed) return;
         sock.write(p);
         if (opts.gapMs) await new Promise((r) => setTimeout(r, opts.gapMs));
       }
       if (opts.endAfterWrite) sock.end();
+      written = true;
+      armIdle();
     });
   });
 }

@@ -88,6 +88,7 @@ function exchange(
   timeoutMs = 4000,
   settleMs = 200,
   headRequests: number[] = [],
+  pieceSize = 0,
 ): Promise<Exchange> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(server.port, '127.0.0.1');
@@ -104,7 +105,18 @@ function exchange(
     const timer = setTimeout(finish, timeoutMs);
     sock.on('connect', () => {
       port = sock.localPort ?? 0;
-      sock.write(bytes);
+      if (!pieceSize) {
+        sock.write(bytes);
+        return;
+      }
+      // In small pieces, each in its own segment and (mostly) its own read.
+      sock.setNoDelay(true);
+      void (async () => {
+        for (let i = 0; i < bytes.length && !sock.destroyed; i += pieceSize) {
+          sock.write(bytes.subarray(i, i + pieceSize));
+          await sleep(1);
+        }
+      })();
     });
     sock.on('data', (d) => {
       chunks.push(d);
@@ -430,56 +442,62 @@ const vectors: Vector[] = [
 
 // ------------------------------------------------------------------ the run
 
+async function runVector(v: Vector, pieceSize: number): Promise<void> {
+  const bytes = Buffer.concat([
+    Buffer.from(typeof v.bytes === 'string' ? v.bytes : v.bytes.toString('latin1'), 'latin1'),
+    Buffer.from(v.follow === false ? '' : FOLLOW, 'latin1'),
+  ]);
+  const e = v.expect;
+  const want = 'error' in e ? 1 : 'seen' in e ? e.statuses.length : 0;
+  const mustClose = 'error' in e || 'refusedOrDropped' in e || ('seen' in e && e.closed);
+  // Responses to HEAD have no body whatever their headers say.
+  const headRequests = ('seen' in e ? e.seen : []).flatMap((s, i) => (s.method === 'HEAD' ? [i] : []));
+  const res = await exchange(bytes, mustClose ? 0 : want, mustClose ? 6000 : 5000, 200, headRequests, pieceSize);
+  await sleep(20); // a late request would be recorded by now
+  const seen = seenByPort.get(res.port) ?? [];
+  seenByPort.delete(res.port);
+  const responses = finals(parseResponses(res.data, { headRequests }));
+  const statuses = responses.map((r) => r.status);
+  const wire = res.data.toString('latin1');
+
+  // Never a smuggled request the framing does not put there.
+  const expectedSeen = 'seen' in e ? e.seen : [];
+  const smuggled = (list: Seen[]) => list.filter((s) => s.uri.includes('smuggled')).length;
+  expect(smuggled(seen), `app saw /smuggled: ${JSON.stringify(seen)}`).toBe(smuggled(expectedSeen));
+
+  if ('error' in e) {
+    expect(statuses, wire).toEqual([e.error]);
+    expect(responses[0].headers.connection).toBe('close');
+    expect(res.closed).toBe(true);
+    expect(seen).toEqual([]);
+  } else if ('refusedOrDropped' in e) {
+    expect(seen).toEqual([]);
+    expect(res.closed).toBe(true);
+    for (const s of statuses) expect(s).toBeGreaterThanOrEqual(400);
+    expect(statuses.length).toBeLessThanOrEqual(1);
+  } else {
+    expect(seen).toEqual(e.seen);
+    expect(statuses, wire).toEqual(e.statuses);
+    expect(res.closed).toBe(e.closed);
+    if (e.closed && statuses.length && statuses[statuses.length - 1] >= 400) {
+      expect(responses[responses.length - 1].headers.connection).toBe('close');
+    }
+  }
+}
+
 describe('request smuggling vectors', () => {
   it(`has at least 80 vectors (${vectors.length})`, () => {
     expect(vectors.length).toBeGreaterThanOrEqual(80);
     expect(new Set(vectors.map((v) => v.name)).size).toBe(vectors.length);
   });
 
-  for (const v of vectors) {
-    it(v.name, async () => {
-      const bytes = Buffer.concat([
-        Buffer.from(typeof v.bytes === 'string' ? v.bytes : v.bytes.toString('latin1'), 'latin1'),
-        Buffer.from(v.follow === false ? '' : FOLLOW, 'latin1'),
-      ]);
-      const e = v.expect;
-      const want = 'error' in e ? 1 : 'seen' in e ? e.statuses.length : 0;
-      const mustClose = 'error' in e || 'refusedOrDropped' in e || ('seen' in e && e.closed);
-      // Responses to HEAD have no body whatever their headers say.
-      const headRequests = ('seen' in e ? e.seen : []).flatMap((s, i) => (s.method === 'HEAD' ? [i] : []));
-      const res = await exchange(bytes, mustClose ? 0 : want, mustClose ? 5000 : 4000, 200, headRequests);
-      await sleep(20); // a late request would be recorded by now
-      const seen = seenByPort.get(res.port) ?? [];
-      seenByPort.delete(res.port);
-      const responses = finals(parseResponses(res.data, { headRequests }));
-      const statuses = responses.map((r) => r.status);
-      const wire = res.data.toString('latin1');
+  for (const v of vectors) it(v.name, () => runVector(v, 0));
+});
 
-      // Never a smuggled request the framing does not put there.
-      const expectedSeen = 'seen' in e ? e.seen : [];
-      const smuggled = (list: Seen[]) => list.filter((s) => s.uri.includes('smuggled')).length;
-      expect(smuggled(seen), `app saw /smuggled: ${JSON.stringify(seen)}`).toBe(smuggled(expectedSeen));
-
-      if ('error' in e) {
-        expect(statuses, wire).toEqual([e.error]);
-        expect(responses[0].headers.connection).toBe('close');
-        expect(res.closed).toBe(true);
-        expect(seen).toEqual([]);
-      } else if ('refusedOrDropped' in e) {
-        expect(seen).toEqual([]);
-        expect(res.closed).toBe(true);
-        for (const s of statuses) expect(s).toBeGreaterThanOrEqual(400);
-        expect(statuses.length).toBeLessThanOrEqual(1);
-      } else {
-        expect(seen).toEqual(e.seen);
-        expect(statuses, wire).toEqual(e.statuses);
-        expect(res.closed).toBe(e.closed);
-        if (e.closed && statuses.length && statuses[statuses.length - 1] >= 400) {
-          expect(responses[responses.length - 1].headers.connection).toBe('close');
-        }
-      }
-    });
-  }
+// The verdict must not depend on how the bytes are split into reads (the
+// parser resumes partial heads, the chunked decoder is a state machine).
+describe('request smuggling vectors, sent 3 bytes at a time', () => {
+  for (const v of vectors) it(v.name, () => runVector(v, 3));
 });
 
 describe('after the vectors', () => {

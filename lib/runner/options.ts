@@ -22,6 +22,8 @@ export interface RunnerConfig {
   app: string;
   native: boolean;
   listen: ListenSpec[];
+  /** Listeners were named on the command line (not just the default :5000). */
+  listenGiven: boolean;
   ipv6: boolean;
   backlog: number;
   /** chmod for Unix socket files; undefined = as the umask leaves them. */
@@ -340,6 +342,7 @@ export function parseArgs(argv: readonly string[], cwd = process.cwd()): ParseRe
       app: path.resolve(cwd, positional[0]),
       native: has('native'),
       listen,
+      listenGiven: listenArgs.length > 0 || has('host') || has('port') || all('socket').length > 0,
       ipv6: has('ipv6'),
       backlog,
       socketMode,

@@ -1,0 +1,6 @@
+// A native-interface handler for the runner: `feersum-ts --native examples/native-app.js`.
+'use strict';
+
+module.exports = (req) => {
+  req.sendResponse(200, ['Content-Type', 'text/plain'], `native ${req.method} ${req.uri} from ${process.pid}\n`);
+};

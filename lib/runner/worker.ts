@@ -1,0 +1,141 @@
+// Serving: one engine with the loaded application on already-bound
+// listeners. The single-process runner uses it directly; each pre-fork
+// worker (worker-main.ts) uses it under the supervisor.
+import { performance } from 'node:perf_hooks';
+
+import { Feersum, type RequestHandler } from '../engine';
+import type { EngineOptions } from '../options';
+import { type PsgiApp, psgiHandler } from '../psgi/adapter';
+import { compileAccessLogFormat } from './access-log';
+import type { AppFunction } from './app-loader';
+import { firstLine, StartupError } from './errors';
+import { instrumentHandler } from './handler';
+import type { LogFile } from './log-file';
+import type { RunnerLog } from './log';
+import type { ListeningAddress } from './messages';
+
+export interface ServeOptions {
+  app: AppFunction;
+  native: boolean;
+  /** Listening descriptors (the engine takes them over), with names for messages. */
+  listeners: Array<{ fd: number; display: string }>;
+  proxyProtocol: boolean;
+  engine: EngineOptions;
+  serverHeader: string | undefined;
+  accessLog: LogFile | undefined;
+  accessLogFormat: string;
+  log: RunnerLog;
+  /** Pre-fork worker: psgi.multiprocess, psgix.harakiri and request counting. */
+  worker?: {
+    maxRequests: number;
+    /** Called once when the worker should be replaced. */
+    retire: (reason: string) => void;
+  };
+}
+
+export interface Serving {
+  engine: Feersum;
+  addresses: ListeningAddress[];
+  /** Stops accepting and resolves when in-flight requests are done (or after timeoutSeconds; 0 = no limit). */
+  stop(timeoutSeconds: number): Promise<void>;
+}
+
+export function startServing(opts: ServeOptions): Serving {
+  // The process-wide engine, so an app that calls Feersum.endjinn() (for
+  // stats, say) gets the one serving it.
+  const engine = Feersum.endjinn();
+  engine.configure(opts.engine);
+  const log = opts.log;
+  engine.onError((err, req) => {
+    const where = req ? ` (${req.method} ${req.uri})` : '';
+    const text = err instanceof Error ? (err.stack ?? String(err)) : String(err);
+    log.error(`error in request handler${where}: ${text}`);
+  });
+  // psgi.errors: process.stderr, which redirectStderr() points at --error-log.
+  engine.errors = process.stderr;
+
+  let onRequest: (() => void) | undefined;
+  const w = opts.worker;
+  if (w) {
+    engine.multiprocess = true;
+    let retired = false;
+    const retireOnce = (reason: string) => {
+      if (retired) return;
+      retired = true;
+      w.retire(reason);
+    };
+    engine.harakiri = () => retireOnce('psgix.harakiri.commit');
+    if (w.maxRequests > 0) {
+      let served = 0;
+      onRequest = () => {
+        if (++served === w.maxRequests) retireOnce(`served ${served} requests`);
+      };
+    }
+  }
+
+  let accessLog: ((r: Parameters<ReturnType<typeof compileAccessLogFormat>>[0]) => void) | undefined;
+  if (opts.accessLog) {
+    const format = compileAccessLogFormat(opts.accessLogFormat);
+    const sink = opts.accessLog;
+    accessLog = (record) => sink.write(format(record, performance.now()));
+  }
+
+  // The wrapper works on the native interface, below the PSGI adapter (the
+  // handler engine.psgiRequestHandler(app) would install).
+  const handler: RequestHandler = opts.native
+    ? (opts.app as unknown as RequestHandler)
+    : psgiHandler(opts.app as unknown as PsgiApp);
+  engine.requestHandler(instrumentHandler(handler, { serverHeader: opts.serverHeader, accessLog, onRequest }));
+
+  const addresses = opts.listeners.map(({ fd, display }) => {
+    try {
+      return engine.acceptOnFd(fd, { proxyProtocol: opts.proxyProtocol });
+    } catch (err) {
+      throw new StartupError(`cannot accept connections on ${display}: ${firstLine(err)}`);
+    }
+  });
+
+  let stopping: Promise<void> | undefined;
+  const stop = (timeoutSeconds: number): Promise<void> => {
+    if (stopping) return stopping;
+    stopping = new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      if (timeoutSeconds > 0) {
+        timer = setTimeout(() => {
+          const { requests, connections } = engine.stats();
+          log.warn(`shutdown timeout: giving up on ${requests} request(s) on ${connections} connection(s)`);
+          resolve();
+        }, timeoutSeconds * 1000);
+      }
+      engine.unlisten();
+      waitForFirstRequests(engine).then(() =>
+        engine.gracefulShutdown().then(() => {
+          if (timer) clearTimeout(timer);
+          resolve();
+        }),
+      );
+    });
+    return stopping;
+  };
+
+  return { engine, addresses, stop };
+}
+
+const FIRST_REQUEST_GRACE_MS = 1000;
+
+/**
+ * gracefulShutdown() closes every connection that has no request in flight
+ * -- including one accepted a moment ago whose request is still on its way,
+ * which the client then sees reset. Until the engine keeps such connections
+ * itself (as nginx does: only keep-alive connections count as idle), stop
+ * accepting first and give them up to a second to become requests; this
+ * ends at once when every open connection has a request in flight.
+ */
+async function waitForFirstRequests(engine: Feersum): Promise<void> {
+  const deadline = Date.now() + FIRST_REQUEST_GRACE_MS;
+  for (;;) {
+    const { connections, requests } = engine.stats();
+    if (connections <= requests || Date.now() >= deadline) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

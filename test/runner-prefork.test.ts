@@ -1,0 +1,305 @@
+// The pre-fork runner: a supervisor and N workers on shared listeners.
+// Workers replaced after a crash, recycled after --max-reqs-per-child or
+// psgix.harakiri.commit, restarted with new code on SIGHUP -- all under
+// load with no failed request -- and graceful shutdown, crash-loop backoff,
+// logs and socket files in pre-fork mode.
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { afterEach, describe, expect, it } from 'vitest';
+
+import {
+  childPids,
+  EXAMPLES,
+  freePort,
+  isAlive,
+  killAll,
+  loadLoop,
+  request,
+  Runner,
+  sleep,
+  tmpDir,
+  waitForHttp,
+  waitUntil,
+} from './runner-helpers';
+
+afterEach(killAll);
+
+const APP = path.join(EXAMPLES, 'app.js');
+
+async function startPrefork(args: string[]): Promise<{ runner: Runner; port: number }> {
+  const runner = new Runner(['--listen', '127.0.0.1:0', ...args]);
+  const port = await runner.listeningPort(30000);
+  return { runner, port };
+}
+
+async function waitForWorkers(runner: Runner, n: number, ms = 30000): Promise<number[]> {
+  let pids: number[] = [];
+  await waitUntil(
+    () => {
+      pids = childPids(runner.pid);
+      return pids.length === n && (runner.stderr.match(/ ready \(generation/g) ?? []).length >= n;
+    },
+    ms,
+    `${n} workers`,
+  );
+  return pids;
+}
+
+async function stopRunner(runner: Runner): Promise<void> {
+  const workers = childPids(runner.pid);
+  runner.signal('SIGTERM');
+  const exit = await runner.waitExit(40000);
+  expect(exit, runner.stderr).toEqual({ code: 0, signal: null });
+  await waitUntil(() => workers.every((p) => !isAlive(p)), 10000, 'workers to exit');
+}
+
+describe('pre-fork', () => {
+  it('--pre-fork=3 starts three workers that share the listener', async () => {
+    const { runner, port } = await startPrefork(['--pre-fork=3', APP]);
+    expect(runner.stderr).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+ with 3 worker\(s\) \(supervisor pid \d+\)/);
+    const workers = await waitForWorkers(runner, 3);
+    expect(workers).not.toContain(runner.pid);
+    const seen = new Set<number>();
+    for (let i = 0; i < 200 && seen.size < 2; i++) {
+      const env = JSON.parse((await request({ port }, '/env')).body);
+      expect(env).toMatchObject({ multiprocess: true, harakiri: true });
+      expect(workers).toContain(env.pid);
+      seen.add(env.pid);
+    }
+    expect(seen.size).toBeGreaterThanOrEqual(2);
+    await stopRunner(runner);
+  });
+
+  it('a worker killed with SIGKILL is replaced while requests keep succeeding', async () => {
+    // No recycling during this test: only the killed worker is replaced.
+    const { runner, port } = await startPrefork(['--pre-fork=2', '--max-reqs-per-child=0', APP]);
+    const before = await waitForWorkers(runner, 2);
+    const concurrency = 4;
+    const load = loadLoop({ port }, '/', concurrency);
+    await waitUntil(() => load.stats.ok >= 100, 20000, 'load');
+    const killedAt = Date.now();
+    process.kill(before[0], 'SIGKILL');
+    await runner.waitFor(new RegExp(`worker ${before[0]} was killed by SIGKILL; replacing it`));
+    let after: number[] = [];
+    await waitUntil(() => {
+      after = childPids(runner.pid);
+      return after.length === 2 && !after.includes(before[0]);
+    }, 20000, 'a replacement worker');
+    const replacedAt = Date.now();
+    const okAtReplacement = load.stats.ok;
+    await waitUntil(() => load.stats.ok >= okAtReplacement + 200, 20000, 'more load');
+    const result = await load.stop();
+    // Only what the killed worker had accepted dies with it (its accepted
+    // connections: at most one per client loop); nothing fails afterwards,
+    // since the listening socket never stopped accepting.
+    expect(result.failed, result.errors.join('\n')).toBeLessThanOrEqual(concurrency);
+    for (const t of result.errorTimes) expect(t).toBeLessThan(replacedAt);
+    for (const t of result.errorTimes) expect(t).toBeGreaterThanOrEqual(killedAt);
+    expect(result.errors.every((e) => /ECONNRESET|socket hang up/.test(e)), result.errors.join('\n')).toBe(true);
+    expect(after).toContain(before[1]);
+    // The replacement serves too.
+    const newPid = after.find((p) => p !== before[1])!;
+    await waitUntil(async () => (await request({ port })).body === `hello from ${newPid}\n`, 20000, 'the replacement to answer');
+    await stopRunner(runner);
+  }, 60000);
+
+  it('--max-reqs-per-child=50: 1,000 requests recycle workers without a failed request', async () => {
+    const { runner, port } = await startPrefork(['--pre-fork=2', '--max-reqs-per-child=50', APP]);
+    await waitForWorkers(runner, 2);
+    const perPid = new Map<string, number>();
+    let failed = 0;
+    const errors: string[] = [];
+    let sent = 0;
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (sent < 1000) {
+          sent++;
+          try {
+            const r = await request({ port }, '/');
+            if (r.status !== 200) throw new Error(`status ${r.status}`);
+            perPid.set(r.body, (perPid.get(r.body) ?? 0) + 1);
+          } catch (err) {
+            failed++;
+            errors.push((err as Error).message);
+          }
+        }
+      }),
+    );
+    expect(failed, errors.slice(0, 5).join('\n')).toBe(0);
+    const total = [...perPid.values()].reduce((a, b) => a + b, 0);
+    expect(total).toBe(1000);
+    // Workers were recycled: more than the first two served, and each served
+    // at least its 50 (a retiring worker serves on until its replacement is up).
+    expect(perPid.size).toBeGreaterThanOrEqual(3);
+    expect((runner.stderr.match(/retiring \(served 50 requests\); starting its replacement/g) ?? []).length).toBeGreaterThanOrEqual(2);
+    const retired = [...runner.stderr.matchAll(/worker (\d+) stopped/g)].map((m) => `hello from ${m[1]}\n`);
+    expect(retired.length).toBeGreaterThanOrEqual(1);
+    for (const body of retired) expect(perPid.get(body)).toBeGreaterThanOrEqual(50);
+    // Retirement never leaves fewer than two workers accepting: a replacement is up first.
+    await waitUntil(() => childPids(runner.pid).length === 2, 20000, 'two workers after the run');
+    await stopRunner(runner);
+  }, 120000);
+
+  it('psgix.harakiri.commit retires the worker after its response', async () => {
+    const { runner, port } = await startPrefork(['--pre-fork=2', APP]);
+    const workers = await waitForWorkers(runner, 2);
+    const r = await request({ port }, '/harakiri');
+    const victim = Number(r.body);
+    expect(workers).toContain(victim);
+    await runner.waitFor(new RegExp(`worker ${victim} retiring \\(psgix\\.harakiri\\.commit\\)`));
+    await waitUntil(() => !isAlive(victim), 20000, 'the worker to exit');
+    const now = await waitForWorkers(runner, 2);
+    expect(now).not.toContain(victim);
+    expect((await request({ port }, '/')).status).toBe(200);
+    await stopRunner(runner);
+  }, 60000);
+
+  it('SIGHUP under load: two graceful restarts with new code and no failed request', async () => {
+    const dir = tmpDir();
+    const app = path.join(dir, 'app.js');
+    const writeVersion = (v: string) =>
+      fs.writeFileSync(app, `module.exports = () => [200, ['Content-Type', 'text/plain'], ['${v}']];\n`);
+    writeVersion('v1');
+    const { runner, port } = await startPrefork(['--pre-fork=2', app]);
+    await waitForWorkers(runner, 2);
+    const load = loadLoop({ port }, '/', 4);
+    await waitUntil(() => load.stats.ok >= 300, 30000, 'load before the first restart');
+
+    for (const [version, generation] of [['v2', 2], ['v3', 3]] as const) {
+      writeVersion(version);
+      runner.signal('SIGHUP');
+      await runner.waitFor(new RegExp(`graceful restart complete: generation ${generation} serving`), 30000);
+      // The old workers are gone once the restart completes... after their in-flight requests.
+      const okAt = load.stats.ok;
+      await waitUntil(() => load.stats.ok >= okAt + 300, 30000, 'load after the restart');
+    }
+    await waitUntil(() => load.stats.ok >= 2000, 60000, '2,000 requests');
+    const result = await load.stop();
+    expect(result.failed, result.errors.slice(0, 5).join('\n')).toBe(0);
+    expect(result.ok).toBeGreaterThanOrEqual(2000);
+    expect(result.bodies.get('v1')).toBeGreaterThan(0);
+    expect(result.bodies.get('v2')).toBeGreaterThan(0);
+    expect(result.bodies.get('v3')).toBeGreaterThan(0);
+    // After the second restart only the new code answers.
+    for (let i = 0; i < 20; i++) expect((await request({ port })).body).toBe('v3');
+    expect(childPids(runner.pid)).toHaveLength(2);
+    await stopRunner(runner);
+  }, 180000);
+
+  it('SIGHUP with code that no longer loads keeps the old workers serving', async () => {
+    const dir = tmpDir();
+    const app = path.join(dir, 'app.js');
+    fs.writeFileSync(app, "module.exports = () => [200, [], ['good']];\n");
+    const { runner, port } = await startPrefork(['--pre-fork=2', app]);
+    const workers = await waitForWorkers(runner, 2);
+    fs.writeFileSync(app, 'module.exports = (env) => {\n');
+    runner.signal('SIGHUP');
+    await runner.waitFor(/could not load the app: .*app\.js failed to load: SyntaxError/);
+    await runner.waitFor(/graceful restart failed: the app does not load; 2 worker\(s\) of the previous code keep serving/);
+    expect((await request({ port })).body).toBe('good');
+    // The other new worker (still loading when the first failed) is stopped too.
+    await waitUntil(() => childPids(runner.pid).join() === workers.join(), 20000, 'only the old workers');
+    // Fixed code: the next SIGHUP works.
+    fs.writeFileSync(app, "module.exports = () => [200, [], ['fixed']];\n");
+    runner.signal('SIGHUP');
+    await runner.waitFor(/graceful restart complete/, 30000);
+    expect((await request({ port })).body).toBe('fixed');
+    await stopRunner(runner);
+  }, 60000);
+
+  it('--spawn-interval replaces workers one at a time on SIGHUP', async () => {
+    const { runner } = await startPrefork(['--pre-fork=2', '--spawn-interval=1', APP]);
+    await waitForWorkers(runner, 2);
+    const readyAt: number[] = [];
+    runner.signal('SIGHUP');
+    const t0 = Date.now();
+    await waitUntil(() => {
+      const n = (runner.stderr.match(/ready \(generation 2\)/g) ?? []).length;
+      if (n > readyAt.length) readyAt.push(Date.now() - t0);
+      return n >= 2;
+    }, 30000, 'two new workers');
+    expect(readyAt[1] - readyAt[0]).toBeGreaterThan(600);
+    await runner.waitFor(/graceful restart complete: generation 2/, 30000);
+    await stopRunner(runner);
+  }, 60000);
+
+  it('SIGTERM drains an in-flight slow request, then removes the socket and pid files', async () => {
+    const dir = tmpDir();
+    const sock = path.join(dir, 'app.sock');
+    const pidFile = path.join(dir, 'app.pid');
+    const runner = new Runner(['--pre-fork=2', '--listen', sock, '--pid-file', pidFile, APP]);
+    await runner.waitFor(/listening on unix:/, 30000);
+    const workers = await waitForWorkers(runner, 2);
+    expect(fs.readFileSync(pidFile, 'utf8')).toBe(`${runner.pid}\n`);
+    const slow = request({ socketPath: sock }, '/slow?ms=2000');
+    await sleep(500);
+    runner.signal('SIGTERM');
+    const r = await slow;
+    expect(r.status).toBe(200);
+    expect(r.body).toMatch(/^slept 2000 ms in \d+\n$/);
+    expect((await runner.waitExit(30000)).code).toBe(0);
+    expect(fs.existsSync(sock)).toBe(false);
+    expect(fs.existsSync(pidFile)).toBe(false);
+    expect(workers.some(isAlive)).toBe(false);
+  }, 60000);
+
+  it('workers stop by themselves when the supervisor is killed', async () => {
+    const { runner, port } = await startPrefork(['--pre-fork=2', APP]);
+    const workers = await waitForWorkers(runner, 2);
+    runner.signal('SIGKILL');
+    await runner.waitExit();
+    await waitUntil(() => workers.every((p) => !isAlive(p)), 20000, 'orphaned workers to exit');
+    await expect(request({ port }, '/', { timeout: 2000 })).rejects.toThrow();
+  }, 60000);
+
+  it('a crash loop backs off (1, 2, 4 ... s) and gives up when no worker ever started', async () => {
+    const dir = tmpDir();
+    const app = path.join(dir, 'crash.js');
+    // Loads fine the first time (the supervisor's check), fails in every worker after.
+    const counter = path.join(dir, 'loads');
+    fs.writeFileSync(
+      app,
+      `const fs = require('fs');\nfs.appendFileSync(${JSON.stringify(counter)}, 'x');\n` +
+        `if (fs.readFileSync(${JSON.stringify(counter)}, 'utf8').length > 1) throw new Error('no database in workers');\n` +
+        "module.exports = () => [200, [], ['x']];\n",
+    );
+    const t0 = Date.now();
+    const runner = new Runner(['--pre-fork=1', '--listen', '127.0.0.1:0', app]);
+    const exit = await runner.waitExit(60000);
+    const took = Date.now() - t0;
+    expect(exit.code, runner.stderr).toBe(1);
+    expect(runner.stderr).toMatch(/giving up: 5 workers in a row failed to start/);
+    expect(runner.stderr).toMatch(/2 quick worker failures in a row; next start in 2s/);
+    expect(runner.stderr).toMatch(/4 quick worker failures in a row; next start in 8s/);
+    // Five attempts, not a spin: 1 + 2 + 4 + 8 seconds of backoff between them.
+    expect((runner.stderr.match(/could not load the app: \S*crash\.js failed to load: Error: no database in workers/g) ?? []).length).toBe(5);
+    expect(took).toBeGreaterThan(14000);
+  }, 90000);
+
+  it('logs in pre-fork mode: workers write the access log, psgi.errors goes to --error-log, SIGUSR1 reopens', async () => {
+    const dir = tmpDir();
+    const acc = path.join(dir, 'access.log');
+    const err = path.join(dir, 'error.log');
+    const port = await freePort();
+    const runner = new Runner(['--pre-fork=2', '--listen', `127.0.0.1:${port}`, '--access-log', acc, '--error-log', err, APP]);
+    await waitForHttp({ port }, '/', 30000);
+    await waitUntil(() => /ready \(generation 1\)[\s\S]*ready \(generation 1\)/.test(fs.readFileSync(err, 'utf8')), 30000, 'workers');
+    for (let i = 0; i < 20; i++) await request({ port }, `/n${i}`);
+    await request({ port }, '/warn');
+    // Each worker flushes its own buffer within a second.
+    const served = () => (fs.existsSync(acc) ? fs.readFileSync(acc, 'utf8').match(/ "GET \/n\d+ HTTP\/1\.1" 200 /g) ?? [] : []);
+    await waitUntil(() => served().length === 20, 10000, 'access log lines from both workers');
+    await waitUntil(() => /app warning from \d+/.test(fs.readFileSync(err, 'utf8')), 10000, 'psgi.errors');
+    fs.renameSync(acc, `${acc}.1`);
+    runner.signal('SIGUSR1');
+    await waitUntil(() => fs.existsSync(acc), 10000, 'a new access log');
+    await sleep(300); // the other worker's reopen message may still be on its way
+    // Every worker reopened: each of many requests lands in the new file.
+    for (let i = 0; i < 20; i++) await request({ port }, `/after${i}`);
+    await waitUntil(() => (fs.readFileSync(acc, 'utf8').match(/GET \/after/g) ?? []).length === 20, 10000, 'new lines');
+    expect(fs.readFileSync(`${acc}.1`, 'utf8')).not.toContain('/after');
+    expect(runner.stderr).toBe('');
+    await stopRunner(runner);
+  }, 60000);
+});
