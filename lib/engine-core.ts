@@ -34,6 +34,8 @@ export interface EngineCore {
   /** Runs fn, reporting (never throwing) what it throws. */
   safely(fn: () => void, req?: FeersumRequest): void;
   reportError(err: unknown, req?: FeersumRequest): void;
+  /** A handler failed: reports err, then a 500 if nothing was sent yet, else closes the connection. */
+  handlerFailed(req: FeersumRequest, err: unknown): void;
   /** Called with (env) by psgix.harakiri when set; the runner installs it. */
   harakiri?: () => void;
 }

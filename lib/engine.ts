@@ -86,6 +86,8 @@ export class Feersum implements EngineCore {
   private readonly registry = new Map<number, FeersumRequest>();
   private serverNameOverride: string | undefined;
   private serverPortOverride: string | undefined;
+  /** Listener infos with the override applied, made once per listener (read per request). */
+  private overridden: ListenerInfo[] = [];
 
   constructor(options?: EngineOptions) {
     this.options = mergeOptions(DEFAULT_OPTIONS, options);
@@ -214,6 +216,7 @@ export class Feersum implements EngineCore {
   setServerNameAndPort(name: string, port: number | string): void {
     this.serverNameOverride = String(name);
     this.serverPortOverride = String(port);
+    this.overridden = [];
   }
 
   /**
@@ -236,7 +239,7 @@ export class Feersum implements EngineCore {
   listenerInfo(index: number): ListenerInfo {
     const l = this.listeners[index];
     if (this.serverNameOverride === undefined) return l;
-    return { ...l, serverName: this.serverNameOverride, serverPort: this.serverPortOverride! };
+    return (this.overridden[index] ??= { ...l, serverName: this.serverNameOverride, serverPort: this.serverPortOverride! });
   }
 
   watch(req: FeersumRequest): boolean {
@@ -271,6 +274,7 @@ export class Feersum implements EngineCore {
 
   private addListener(r: NativeListenResult, tlsOptions?: TlsOptions): AddressInfo {
     const unix = r.family === 'unix';
+    this.overridden = [];
     this.listeners[r.index] = {
       address: r.address,
       port: r.port,
@@ -298,11 +302,14 @@ export class Feersum implements EngineCore {
     }
   };
 
-  /** A handler threw or rejected: 500 if nothing was sent yet, else the connection closes. */
+  /**
+   * A handler threw or rejected: 500 if nothing was sent yet, the connection
+   * closed if a response is half sent; a complete response stays as it is.
+   */
   handlerFailed(req: FeersumRequest, err: unknown): void {
     this.reportError(err, req);
     req._watchCleanup();
-    if (req._detached) return;
+    if (req._detached || req._responseDone) return;
     if (!req._responseStarted) {
       const rc = this.native.respond(req.id, 500, INTERNAL_ERROR_HEADERS, 2, 'Internal Server Error\n');
       if (rc === 0 || rc === ERR_GONE) {
@@ -327,7 +334,7 @@ export class Feersum implements EngineCore {
         req._bodyEvent('abort');
         break;
       case EV_DRAIN:
-        req._writer?._drained();
+        req._drained();
         break;
       case EV_COMPLETE:
         this.registry.delete(id);

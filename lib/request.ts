@@ -1,6 +1,7 @@
 // The native connection interface: one FeersumRequest per request, with
 // cheap accessors over the head string the addon passed, and the response
 // methods (sendResponse, startStreaming -> Writer, responseGuard).
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 
 import { bufferedBody, StreamedBody } from './body-stream';
@@ -23,10 +24,12 @@ import {
   INFO_METHOD_LEN,
   INFO_METHOD_OFF,
   INFO_PATH_LEN,
+  INFO_REMOTE_LEN,
   INFO_REMOTE_OFF,
   INFO_REMOTE_PORT,
   INFO_TARGET_LEN,
   INFO_TARGET_OFF,
+  INFO_TLS_LEN,
   METHOD_NAMES,
 } from './native';
 import { decodePath } from './path';
@@ -35,6 +38,28 @@ import { buildEnv } from './psgi/env';
 import { Writer } from './writer';
 
 export type Body = string | Uint8Array | ReadonlyArray<string | Uint8Array>;
+
+/** What the TLS layer knows about a request's connection (HTTPS listeners). */
+export interface TlsInfo {
+  protocol: string;
+  cipher: string;
+  /** The SNI name the client asked for, '' without SNI. */
+  serverName: string;
+  /** 'SUCCESS', 'FAILED:<reason>' or 'NONE' (no client certificate), as nginx reports it. */
+  clientVerify: string;
+  /** Client certificate subject and issuer (RFC 2253), serial (hex) and PEM; '' without one. */
+  clientSubject: string;
+  clientIssuer: string;
+  clientSerial: string;
+  clientCert: string;
+}
+
+/** Where a request's streamed input goes: its body stream, or a TLS tunnel (psgix.io). */
+interface BodySink {
+  _chunk(chunk: Buffer): void;
+  _end(): void;
+  _abort(reason: string): void;
+}
 
 const enum State {
   None = 0,
@@ -56,18 +81,24 @@ export class FeersumRequest {
   /** @internal */ readonly _fields: string[];
   /** @internal */ _body: Buffer | undefined;
   /** @internal */ _input: Readable | undefined;
+  /** @internal */ _bodySink: BodySink | undefined;
+  /** @internal A TLS tunnel (psgix.io over TLS) waiting for the output to drain. */ _tunnel: { _drained(): void } | undefined = undefined;
   /** @internal */ _state: State = State.None;
   /** @internal */ _writer: Writer | undefined = undefined;
   /** @internal */ _env: PsgiEnv | undefined = undefined;
   /** @internal */ _guards: Array<() => void> | undefined = undefined;
   /** @internal */ _cleanup: Array<(env: PsgiEnv) => void> | undefined = undefined;
-  /** @internal */ _detached = false;
+  /** @internal The connection was taken from the engine (psgix.io). */ _detached = false;
+  /** @internal psgix.io: the socket once taken (or a destroyed one when it could not be). */
+  _ioSocket: Socket | undefined = undefined;
   /** @internal */ _watched = false;
   /** @internal The connection went away before the response was complete. */ _aborted = false;
   private readonly targetOff: number;
   private readonly targetLen: number;
   private readonly pathLen: number;
   private readonly remoteOff: number;
+  private readonly remoteEnd: number;
+  private readonly tlsLen: number;
   private pathCache: string | undefined = undefined;
 
   /** @internal Reads the shared info array the addon filled for this request. */
@@ -86,14 +117,19 @@ export class FeersumRequest {
     this.targetLen = info[INFO_TARGET_LEN];
     this.pathLen = info[INFO_PATH_LEN];
     this.remoteOff = info[INFO_REMOTE_OFF];
+    this.remoteEnd = this.remoteOff + info[INFO_REMOTE_LEN];
+    this.tlsLen = info[INFO_TLS_LEN];
     this._fields = readHeaderFields(head, info);
     this._body = body;
     this._input = undefined;
+    this._bodySink = undefined;
     if (flags & FLAG_BODY_STREAMING) {
-      this._input = new StreamedBody(
+      const input = new StreamedBody(
         { pause: (p) => core.native.pauseBody(this.id, p) },
         core.options.bodyBufferSize || 64 * 1024,
       );
+      this._input = input;
+      this._bodySink = input;
     }
   }
 
@@ -128,8 +164,29 @@ export class FeersumRequest {
 
   /** The client's address ('' for Unix-socket clients). */
   get remoteAddress(): string {
-    // The addon appends the peer address to the head string.
-    return this._head.slice(this.remoteOff);
+    // The addon appends the peer address (then any TLS values) to the head string.
+    return this._head.slice(this.remoteOff, this.remoteEnd);
+  }
+
+  /** True on an HTTPS listener. */
+  get secure(): boolean {
+    return this.tlsLen !== 0;
+  }
+
+  /** TLS details of the connection, or undefined for plain HTTP. */
+  get tls(): TlsInfo | undefined {
+    if (this.tlsLen === 0) return undefined;
+    const v = this._head.slice(this.remoteEnd, this.remoteEnd + this.tlsLen).split('\0');
+    return {
+      protocol: v[0],
+      cipher: v[1],
+      serverName: v[2],
+      clientVerify: v[3],
+      clientSubject: v[4],
+      clientIssuer: v[5],
+      clientSerial: v[6],
+      clientCert: v[7],
+    };
   }
 
   get remotePort(): number {
@@ -192,10 +249,12 @@ export class FeersumRequest {
   sendResponse(status: number, headers: ResponseHeaders, body?: Body): void {
     checkStatus(status);
     const block = headerBlock(headers);
+    // Before the response is handed over: the addon only reports the end of
+    // responses it was asked about before they completed.
+    this._watchCleanup();
     const rc = this._core.native.respond(this.id, status, block, headers ? headers.length : 0, body);
     if (rc === 0) {
       this._state = State.Done;
-      this._watchCleanup();
       return;
     }
     this.responseError(rc);
@@ -245,7 +304,10 @@ export class FeersumRequest {
   _watch(): void {
     if (this._watched) return;
     this._watched = true;
-    if (this._core.watch(this)) return;
+    // The addon reports the end of a response only if asked before it was
+    // handed over in full (a streamed request body has it asked already).
+    const followed = this._state !== State.Done || (this._flags & FLAG_BODY_STREAMING) !== 0;
+    if (followed && this._core.watch(this)) return;
     // Already finished (written or aborted): run the guards soon.
     process.nextTick(() => this._finished(false));
   }
@@ -255,7 +317,7 @@ export class FeersumRequest {
     this._state = State.Done;
     if (aborted) this._aborted = true;
     if (this._writer) this._writer._closed = true;
-    if (this._input instanceof StreamedBody && aborted) this._input._abort('connection closed before the request body was read');
+    if (aborted) this._bodySink?._abort('connection closed before the request body was read');
     const guards = this._guards;
     this._guards = undefined;
     if (guards) for (const fn of guards) this._core.safely(fn, this);
@@ -269,16 +331,27 @@ export class FeersumRequest {
 
   /** @internal */
   _bodyEvent(kind: 'data' | 'end' | 'abort', chunk?: Buffer): void {
-    const input = this._input;
-    if (!(input instanceof StreamedBody)) return;
-    if (kind === 'data') input._chunk(chunk!);
-    else if (kind === 'end') input._end();
-    else input._abort('request body was not completed');
+    const sink = this._bodySink;
+    if (!sink) return;
+    if (kind === 'data') sink._chunk(chunk!);
+    else if (kind === 'end') sink._end();
+    else sink._abort('request body was not completed');
+  }
+
+  /** @internal The connection's output drained (pollCb, tunnel writes). */
+  _drained(): void {
+    this._writer?._drained();
+    this._tunnel?._drained();
   }
 
   /** @internal True once a response (complete or streamed) has started. */
   get _responseStarted(): boolean {
     return this._state !== State.None;
+  }
+
+  /** @internal True once the whole response has been handed to the addon (or can no longer be). */
+  get _responseDone(): boolean {
+    return this._state === State.Done;
   }
 
   /** @internal */

@@ -44,9 +44,9 @@ export class Writer {
     this._closed = true;
     this.poll = null;
     const core = this.req._core;
+    this.req._watchCleanup(); // before the end is handed over (see FeersumRequest.sendResponse)
     const rc = core.native.end(this.req.id);
     this.req._markDone();
-    this.req._watchCleanup();
     if (rc === ERR_LENGTH_MISMATCH) {
       core.reportError(new Error('response body shorter than its Content-Length; connection closed'), this.req);
     }
@@ -73,6 +73,11 @@ export class Writer {
     this.req.responseGuard(fn);
   }
 
+  /** @internal Reports an error about this response through the engine's error hook. */
+  _report(err: unknown): void {
+    this.req._core.reportError(err, this.req);
+  }
+
   /** @internal The addon reported the queue drained. */
   _drained(): void {
     if (!this.pollScheduled) return;
@@ -97,9 +102,9 @@ export class Writer {
     try {
       cb(this);
     } catch (err) {
-      this.req._core.reportError(err, this.req);
+      // As a throw from a handler: a half-sent response closes the connection.
       this._closed = true;
-      this.req._core.native.abort(this.req.id);
+      this.req._core.handlerFailed(this.req, err);
       return;
     }
     this.schedulePoll();

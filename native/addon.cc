@@ -279,8 +279,7 @@ napi_value SetNotify(napi_env env, napi_callback_info info) {
   Args a(env, info);
   Request* r = requestArg(a.engine, env, a.argv[0]);
   if (!r) return toJs(env, kErrGone);
-  r->notify = true;
-  return toJs(env, 0);
+  return toJs(env, r->conn->watch(r));
 }
 
 napi_value PauseBody(napi_env env, napi_callback_info info) {

@@ -51,6 +51,9 @@ class Connection {
   bool emitRef(Request* r, const char* p, size_t n, napi_ref ref);
   // Called by the engine when the app finished the response of r.
   void responseComplete(Request* r);
+  // JavaScript wants COMPLETE (or ABORT) for r. Returns 0, or kGone (-1)
+  // when r's response is already fully written (nothing left to report).
+  int watch(Request* r);
 
   // Writes the cork's bytes (this connection owns it) to the socket.
   void writeCorked(Cork& cork);

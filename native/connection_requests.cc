@@ -400,6 +400,26 @@ void Connection::responseComplete(Request* r) {
   if (!closed_) updateReading();
 }
 
+int Connection::watch(Request* r) {
+  if (r->notify) return 0;
+  r->notify = true;
+  // Still running, or complete but waiting for earlier responses: the
+  // completion path will see the flag.
+  if (r->response != ResponseState::Complete || r->queued) return 0;
+  if (written_pos_ >= r->end_mark) {
+    r->notify = false;
+    return -1;
+  }
+  // Complete, its bytes still on their way: wait for them, in output order.
+  r->awaiting_written = true;
+  Request** pp = &done_head_;
+  while (*pp && (*pp)->end_mark <= r->end_mark) pp = &(*pp)->next;
+  r->next = *pp;
+  *pp = r;
+  if (!r->next) done_tail_ = r;
+  return 0;
+}
+
 void Connection::maybeFree(Request* r) {
   if (r->response != ResponseState::Complete || r->awaiting_written || r->queued || r->pinned ||
       r == body_req_)

@@ -40,10 +40,12 @@ describe('help and version', () => {
       ['--max-keepalive-reqs', '1000'],
       ['--shutdown-timeout', '30'],
     ]) {
-      // Each option is a name line followed by its description line.
+      // Each option is a name line followed by its indented description.
       const lines = r.stdout.split('\n');
       const at = lines.findIndex((l) => l.includes(`${opt}=`));
-      expect(lines[at + 1], opt).toContain(`[default: ${def}]`);
+      let end = at + 1;
+      while (lines[end]?.startsWith('        ')) end++;
+      expect(lines.slice(at + 1, end).join(' '), opt).toContain(`[default: ${def}]`);
     }
     expect((await runCli(['-h'])).stdout).toBe(r.stdout);
   });

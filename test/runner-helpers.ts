@@ -160,7 +160,7 @@ export interface Response {
 export function request(
   target: { port: number; host?: string } | { socketPath: string },
   urlPath = '/',
-  opts: { method?: string; headers?: http.OutgoingHttpHeaders; body?: string; timeout?: number } = {},
+  opts: { method?: string; headers?: http.OutgoingHttpHeaders; body?: string; timeout?: number; agent?: http.Agent } = {},
 ): Promise<Response> {
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -169,7 +169,7 @@ export function request(
         path: urlPath,
         method: opts.method ?? 'GET',
         headers: opts.headers,
-        agent: false,
+        agent: opts.agent ?? false,
         timeout: opts.timeout ?? 15000,
       },
       (res) => {
@@ -228,13 +228,15 @@ export function tmpDir(prefix = 'feersum-runner-'): string {
 }
 
 /**
- * Sends requests from `concurrency` loops (one connection per request)
- * until stop() is called; counts successes and failures.
+ * Sends requests from `concurrency` loops until stop() is called, one
+ * connection per request or (keepAlive) reusing connections; counts
+ * successes and failures.
  */
 export function loadLoop(
   target: { port: number } | { socketPath: string },
   urlPath = '/',
   concurrency = 4,
+  keepAlive = false,
 ): {
   stop: () => Promise<{ ok: number; failed: number; errors: string[]; errorTimes: number[]; bodies: Map<string, number> }>;
   stats: { ok: number; failed: number };
@@ -244,10 +246,11 @@ export function loadLoop(
   const errors: string[] = [];
   const errorTimes: number[] = [];
   const bodies = new Map<string, number>();
+  const agent = keepAlive ? new http.Agent({ keepAlive: true, maxSockets: concurrency }) : undefined;
   const loops = Array.from({ length: concurrency }, async () => {
     while (running) {
       try {
-        const r = await request(target, urlPath, { timeout: 20000 });
+        const r = await request(target, urlPath, { timeout: 20000, agent });
         if (r.status === 200) {
           stats.ok++;
           bodies.set(r.body, (bodies.get(r.body) ?? 0) + 1);
@@ -268,6 +271,7 @@ export function loadLoop(
     stop: async () => {
       running = false;
       await Promise.all(loops);
+      agent?.destroy();
       return { ...stats, errors, errorTimes, bodies };
     },
   };

@@ -4,6 +4,7 @@
 // load with no failed request -- and graceful shutdown, crash-loop backoff,
 // logs and socket files in pre-fork mode.
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
@@ -46,9 +47,9 @@ async function waitForWorkers(runner: Runner, n: number, ms = 30000): Promise<nu
   return pids;
 }
 
-async function stopRunner(runner: Runner): Promise<void> {
+async function stopRunner(runner: Runner, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   const workers = childPids(runner.pid);
-  runner.signal('SIGTERM');
+  runner.signal(signal);
   const exit = await runner.waitExit(40000);
   expect(exit, runner.stderr).toEqual({ code: 0, signal: null });
   await waitUntil(() => workers.every((p) => !isAlive(p)), 10000, 'workers to exit');
@@ -68,7 +69,8 @@ describe('pre-fork', () => {
       seen.add(env.pid);
     }
     expect(seen.size).toBeGreaterThanOrEqual(2);
-    await stopRunner(runner);
+    await stopRunner(runner, 'SIGQUIT');
+    expect(runner.stderr).toMatch(/SIGQUIT: graceful shutdown of 3 worker\(s\)/);
   });
 
   it('a worker killed with SIGKILL is replaced while requests keep succeeding', async () => {
@@ -116,9 +118,11 @@ describe('pre-fork', () => {
         while (sent < 1000) {
           sent++;
           try {
-            const r = await request({ port }, '/');
+            // 20 ms each: 1,000 requests take at least 5 s, time for several replacement workers to start.
+            const r = await request({ port }, '/slow?ms=20');
             if (r.status !== 200) throw new Error(`status ${r.status}`);
-            perPid.set(r.body, (perPid.get(r.body) ?? 0) + 1);
+            const pid = /in (\d+)\n$/.exec(r.body)![1];
+            perPid.set(pid, (perPid.get(pid) ?? 0) + 1);
           } catch (err) {
             failed++;
             errors.push((err as Error).message);
@@ -133,13 +137,68 @@ describe('pre-fork', () => {
     // at least its 50 (a retiring worker serves on until its replacement is up).
     expect(perPid.size).toBeGreaterThanOrEqual(3);
     expect((runner.stderr.match(/retiring \(served 50 requests\); starting its replacement/g) ?? []).length).toBeGreaterThanOrEqual(2);
-    const retired = [...runner.stderr.matchAll(/worker (\d+) stopped/g)].map((m) => `hello from ${m[1]}\n`);
+    const retired = [...runner.stderr.matchAll(/worker (\d+) stopped/g)].map((m) => m[1]);
     expect(retired.length).toBeGreaterThanOrEqual(1);
-    for (const body of retired) expect(perPid.get(body)).toBeGreaterThanOrEqual(50);
+    for (const pid of retired) expect(perPid.get(pid)).toBeGreaterThanOrEqual(50);
     // Retirement never leaves fewer than two workers accepting: a replacement is up first.
     await waitUntil(() => childPids(runner.pid).length === 2, 20000, 'two workers after the run');
     await stopRunner(runner);
   }, 120000);
+
+  it('a retiring worker closes keep-alive connections after complete responses', async () => {
+    const { runner, port } = await startPrefork(['--pre-fork=1', '--max-reqs-per-child=3', APP]);
+    await waitForWorkers(runner, 1);
+    // Three requests, one at a time, on one keep-alive connection.
+    const heads = await new Promise<string[]>((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1');
+      const got: string[] = [];
+      let buf = '';
+      const next = () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => {
+        buf += d;
+        for (;;) {
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const head = buf.slice(0, end);
+          const len = Number(/Content-Length: (\d+)/i.exec(head)![1]);
+          if (buf.length < end + 4 + len) return;
+          got.push(head);
+          buf = buf.slice(end + 4 + len);
+          if (got.length < 3) next();
+        }
+      });
+      s.on('close', () => resolve(got));
+      s.on('error', reject);
+      next();
+    });
+    expect(heads).toHaveLength(3);
+    expect(heads[0]).not.toMatch(/Connection: close/i);
+    expect(heads[1]).not.toMatch(/Connection: close/i);
+    expect(heads[2]).toMatch(/Connection: close/i); // the third request made it retire
+    await runner.waitFor(/retiring \(served 3 requests\)/);
+    expect((await request({ port })).status).toBe(200);
+    await stopRunner(runner);
+  }, 60000);
+
+  it('--min-reqs-per-child randomises each worker\'s share between the two limits', async () => {
+    const { runner, port } = await startPrefork(['--pre-fork=1', '--min-reqs-per-child=5', '--max-reqs-per-child=15', APP]);
+    await waitForWorkers(runner, 1);
+    const limits = () => [...runner.stderr.matchAll(/retiring \(served (\d+) requests\)/g)].map((m) => Number(m[1]));
+    const start = Date.now();
+    while (limits().length < 5 && Date.now() - start < 60000) {
+      const r = await request({ port }, '/slow?ms=10');
+      expect(r.status).toBe(200);
+    }
+    const seen = limits();
+    expect(seen.length).toBeGreaterThanOrEqual(5);
+    for (const n of seen) {
+      expect(n).toBeGreaterThanOrEqual(5);
+      expect(n).toBeLessThanOrEqual(15);
+    }
+    expect(new Set(seen).size).toBeGreaterThan(1); // five draws from 11 values, all equal: p < 0.0001
+    await stopRunner(runner);
+  }, 90000);
 
   it('psgix.harakiri.commit retires the worker after its response', async () => {
     const { runner, port } = await startPrefork(['--pre-fork=2', APP]);
@@ -186,6 +245,24 @@ describe('pre-fork', () => {
     expect(childPids(runner.pid)).toHaveLength(2);
     await stopRunner(runner);
   }, 180000);
+
+  it('SIGHUP under keep-alive load: clients move to the new workers without a failed request', async () => {
+    const { runner, port } = await startPrefork(['--pre-fork=2', '--max-reqs-per-child=0', APP]);
+    const old = await waitForWorkers(runner, 2);
+    const load = loadLoop({ port }, '/', 4, true);
+    await waitUntil(() => load.stats.ok >= 300, 30000, 'load before the restart');
+    runner.signal('SIGHUP');
+    await runner.waitFor(/graceful restart complete: generation 2 serving/, 30000);
+    await waitUntil(() => old.every((p) => !isAlive(p)), 20000, 'the old workers to exit');
+    const okAt = load.stats.ok;
+    await waitUntil(() => load.stats.ok >= okAt + 300, 30000, 'load after the restart');
+    const result = await load.stop();
+    expect(result.failed, result.errors.slice(0, 5).join('\n')).toBe(0);
+    const pids = new Set([...result.bodies.keys()].map((b) => Number(/\d+/.exec(b)![0])));
+    const fresh = childPids(runner.pid);
+    for (const p of fresh) expect(pids.has(p)).toBe(true); // the new workers served keep-alive clients too
+    await stopRunner(runner);
+  }, 90000);
 
   it('SIGHUP with code that no longer loads keeps the old workers serving', async () => {
     const dir = tmpDir();
@@ -242,6 +319,23 @@ describe('pre-fork', () => {
     expect(fs.existsSync(sock)).toBe(false);
     expect(fs.existsSync(pidFile)).toBe(false);
     expect(workers.some(isAlive)).toBe(false);
+  }, 60000);
+
+  it('a stop signal during startup (a slow app check) undoes the startup', async () => {
+    const dir = tmpDir();
+    const app = path.join(dir, 'slow.mjs');
+    fs.writeFileSync(app, 'await new Promise((r) => setTimeout(r, 5000));\nexport default () => [200, [], ["x"]];\n');
+    const pidFile = path.join(dir, 'p.pid');
+    const sock = path.join(dir, 's.sock');
+    const runner = new Runner(['--pre-fork=2', '--pid-file', pidFile, '--listen', sock, app]);
+    await waitUntil(() => fs.existsSync(pidFile), 20000, 'the pid file');
+    runner.signal('SIGHUP'); // ignored while starting
+    await runner.waitFor(/SIGHUP ignored: still starting/);
+    runner.signal('SIGTERM');
+    expect(await runner.waitExit()).toEqual({ code: null, signal: 'SIGTERM' });
+    expect(runner.stderr).toMatch(/SIGTERM during startup: stopping/);
+    expect(fs.existsSync(pidFile)).toBe(false);
+    expect(fs.existsSync(sock)).toBe(false);
   }, 60000);
 
   it('workers stop by themselves when the supervisor is killed', async () => {

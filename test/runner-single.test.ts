@@ -275,6 +275,15 @@ describe('lifecycle', () => {
     expect(runner.stderr).toMatch(/shutdown timeout: giving up on 1 request/);
   });
 
+  it('--quiet prints nothing while all goes well; SIGQUIT stops gracefully', async () => {
+    const port = await freePort();
+    const runner = new Runner(['--quiet', '--listen', `127.0.0.1:${port}`, APP]);
+    await waitForHttp({ port });
+    runner.signal('SIGQUIT');
+    expect((await runner.waitExit()).code).toBe(0);
+    expect(runner.stderr).toBe('');
+  });
+
   it('SIGHUP without --pre-fork says it needs a supervisor and keeps serving', async () => {
     const { runner, port } = await start([APP]);
     runner.signal('SIGHUP');

@@ -1,11 +1,12 @@
 // Runs a PSGI application on the native interface: turns each response form
 // ([status, headers, body], delayed responder, Promise of either) into
-// sendResponse / startStreaming calls, streaming bodies with backpressure.
+// sendResponse / startStreaming calls, streaming bodies with backpressure,
+// and gives body objects back (close / return / destroy) when done.
 import { Readable } from 'node:stream';
 
 import type { FeersumRequest } from '../request';
 import type { ResponseHeaders } from '../headers';
-import type { Writer } from '../writer';
+import { Writer } from '../writer';
 import type { PsgiEnv } from './env';
 
 export type BodyChunk = string | Uint8Array;
@@ -34,99 +35,133 @@ function toStatus(status: unknown): number {
   return n;
 }
 
+function isChunk(chunk: unknown): chunk is BodyChunk {
+  return typeof chunk === 'string' || chunk instanceof Uint8Array;
+}
+
 export function psgiHandler(app: PsgiApp): (req: FeersumRequest) => unknown {
   return (req) => {
     const env = req.env();
     const result = app(env);
-    if (isThenable(result)) return Promise.resolve(result).then((r) => handled(req, handleResult(req, env, r)));
-    return handled(req, handleResult(req, env, result));
+    if (isThenable(result)) return Promise.resolve(result).then((r) => respondWith(req, env, r));
+    return respondWith(req, env, result);
   };
 }
 
-// Cleanup handlers pushed while the app ran are watched for once it returned.
-function handled(req: FeersumRequest, outcome: unknown): unknown {
-  req._watchCleanup();
+/** Answers with what the app returned; a Promise while a body is being streamed. */
+function respondWith(req: FeersumRequest, env: PsgiEnv, result: PsgiResult): unknown {
+  // psgix.io was used (the socket taken, or found gone): the return value is ignored.
+  if (req._ioSocket !== undefined) return undefined;
+  // Under the pre-fork runner, an app that asked to retire its worker
+  // already gets its wish after this response; one still answering is
+  // asked again when its response is done (below).
+  const harakiri = req._core.harakiri;
+  let harakiriWatched = false;
+  if (harakiri !== undefined && env['psgix.harakiri.commit'] === true) {
+    req.responseGuard(harakiri);
+    harakiriWatched = true;
+  }
+  let outcome: unknown;
+  if (Array.isArray(result)) {
+    outcome = sendResponse(req, result as PsgiResponse);
+  } else if (typeof result === 'function') {
+    outcome = runDelayed(req, result);
+  } else {
+    throw new TypeError(
+      'a PSGI app must return [status, headers, body], a function(respond), or a Promise of one' +
+        ' (to keep psgix.io for later, return a function that does not respond)',
+    );
+  }
+  if (!req._responseDone) {
+    // A response still under way is followed to its end, so that cleanup
+    // handlers pushed at any time run after it (or after an abort).
+    if (harakiri !== undefined && !harakiriWatched) {
+      req.responseGuard(() => {
+        if (env['psgix.harakiri.commit'] === true) harakiri();
+      });
+    }
+    req._watch();
+  } else if (req._cleanup?.length) {
+    req._watch();
+  }
   return outcome;
 }
 
-function handleResult(req: FeersumRequest, env: PsgiEnv, result: PsgiResult): unknown {
-  if (req._detached) return undefined; // psgix.io was taken: the return value is ignored
-  harakiriAfterResponse(req, env);
-  if (typeof result === 'function') return runDelayed(req, env, result);
-  if (Array.isArray(result)) return sendResponse(req, result as PsgiResponse);
-  throw new TypeError('a PSGI app must return [status, headers, body], a function(respond), or a Promise of one');
-}
-
-function harakiriAfterResponse(req: FeersumRequest, env: PsgiEnv): void {
-  const harakiri = req._core.harakiri;
-  if (!harakiri) return;
-  req.responseGuard(() => {
-    if (env['psgix.harakiri.commit'] === true) harakiri();
-  });
-}
-
-function runDelayed(req: FeersumRequest, env: PsgiEnv, delayed: DelayedResponse): unknown {
+/**
+ * The responder of a delayed response. It never throws (it may run in a
+ * timer, where a throw would take the process down): a bad response, or a
+ * second one, is reported, answered with a 500 or a closed connection, and
+ * gets an inert writer.
+ */
+function runDelayed(req: FeersumRequest, delayed: DelayedResponse): unknown {
   let responded = false;
   const respond: Responder = (response) => {
-    if (responded || req._detached) {
-      // A second respond would put a second response on the wire: close the
-      // connection instead, and say why.
+    if (req._ioSocket !== undefined) {
+      req._core.reportError(new Error('PSGI respond() after psgix.io took the connection; ignored'), req);
+      return inertWriter(req);
+    }
+    if (responded) {
+      // A second response would put two on the wire: close the connection.
       req._core.reportError(new Error('PSGI respond() called more than once; connection closed'), req);
       req._core.native.abort(req.id);
-      return closedWriter(req);
+      return inertWriter(req);
     }
     responded = true;
-    if (!Array.isArray(response) || response.length < 2) {
-      throw new TypeError('respond() takes [status, headers] or [status, headers, body]');
+    try {
+      if (!Array.isArray(response) || response.length < 2) {
+        throw new TypeError('respond() takes [status, headers] or [status, headers, body]');
+      }
+      if (response.length >= 3 && response[2] !== undefined) {
+        const done = sendResponse(req, response as PsgiResponse);
+        if (isThenable(done)) done.then(undefined, (err: unknown) => req._core.handlerFailed(req, err));
+        return undefined;
+      }
+      return req.startStreaming(toStatus(response[0]), response[1]);
+    } catch (err) {
+      req._core.handlerFailed(req, err);
+      return inertWriter(req);
     }
-    if (response.length >= 3 && response[2] !== undefined) {
-      const done = sendResponse(req, response as PsgiResponse);
-      if (isThenable(done)) done.then(undefined, (err) => failStream(req, err));
-      return undefined;
-    }
-    return req.startStreaming(toStatus(response[0]), response[1]);
   };
   return delayed(respond);
 }
 
-function closedWriter(req: FeersumRequest): Writer {
-  const w = req._writer ?? req.startStreaming(200, []);
+/** A writer whose writes go nowhere (returned when respond() could not start one). */
+function inertWriter(req: FeersumRequest): Writer {
+  const w = new Writer(req);
   w._closed = true;
   return w;
 }
 
-function failStream(req: FeersumRequest, err: unknown): void {
-  req._core.reportError(err, req);
-  req._core.native.abort(req.id);
-}
-
 /** Sends [status, headers, body]; returns a Promise while a streamed body is being written. */
 function sendResponse(req: FeersumRequest, response: PsgiResponse): unknown {
+  if (response.length < 3) throw new TypeError('a PSGI response is [status, headers, body]');
   const status = toStatus(response[0]);
   const headers = response[1];
   const body = response[2];
-  if (body === undefined || body === null) {
-    req.sendResponse(status, headers);
-    return undefined;
-  }
+  if (!Array.isArray(headers)) throw new TypeError('PSGI response headers must be a flat array [name, value, ...]');
   if (Array.isArray(body)) {
-    // A one-part body goes as that part: fewer steps across the N-API boundary.
-    req.sendResponse(status, headers, body.length === 1 ? body[0] : body);
-    closeBody(body);
+    try {
+      // A one-part body goes as that part: fewer steps across the N-API boundary.
+      req.sendResponse(status, headers, body.length === 1 ? body[0] : body);
+    } finally {
+      closeBody(body);
+    }
     return undefined;
   }
-  if (typeof body === 'string' || body instanceof Uint8Array) {
+  if (isChunk(body)) {
     req.sendResponse(status, headers, body);
     return undefined;
   }
-  if (body instanceof Readable) return streamReadable(req, status, headers, body);
-  if (typeof (body as AsyncIterable<BodyChunk>)[Symbol.asyncIterator] === 'function') {
-    return streamAsyncIterable(req, status, headers, body as AsyncIterable<BodyChunk>);
+  if (body instanceof Readable) return streamReadable(req.startStreaming(status, headers), body);
+  if (body !== null && typeof body === 'object') {
+    if (typeof (body as AsyncIterable<BodyChunk>)[Symbol.asyncIterator] === 'function') {
+      return streamAsyncIterable(req.startStreaming(status, headers), body as AsyncIterable<BodyChunk>);
+    }
+    if (typeof (body as Iterable<BodyChunk>)[Symbol.iterator] === 'function') {
+      return streamIterable(req.startStreaming(status, headers), body as Iterable<BodyChunk>);
+    }
   }
-  if (typeof (body as Iterable<BodyChunk>)[Symbol.iterator] === 'function') {
-    return streamIterable(req, status, headers, body as Iterable<BodyChunk>);
-  }
-  throw new TypeError('PSGI body must be an array, an (async) iterable, or a Readable stream');
+  throw new TypeError('PSGI body must be an array, a string or Buffer, an (async) iterable, or a Readable stream');
 }
 
 function closeBody(body: unknown): void {
@@ -134,132 +169,163 @@ function closeBody(body: unknown): void {
   if (typeof close === 'function') close.call(body);
 }
 
-function streamReadable(req: FeersumRequest, status: number, headers: ResponseHeaders, body: Readable): Promise<void> {
-  const writer = req.startStreaming(status, headers);
+const noop = () => {};
+
+/**
+ * Streams a Readable: paused while the client is not keeping up, destroyed
+ * if the client goes away. Resolves at its end (or the client's), rejects
+ * if it fails or closes before its end.
+ */
+function streamReadable(writer: Writer, body: Readable): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    let finished = false;
-    const finish = (err?: unknown) => {
-      if (finished) return;
-      finished = true;
+    let settled = false;
+    const settle = (err?: unknown) => {
+      if (settled) return;
+      settled = true;
       body.off('data', onData);
-      if (err) reject(err);
+      body.off('end', onEnd);
+      body.off('close', onClose);
+      body.off('error', onError);
+      body.on('error', noop); // a late error must not become an uncaught one
+      writer.pollCb(null);
+      if (err !== undefined || !body.readableEnded) body.destroy();
+      try {
+        closeBody(body);
+      } catch (closeErr) {
+        err ??= closeErr;
+      }
+      if (err !== undefined) reject(err);
       else resolve();
     };
-    const onData = (chunk: BodyChunk) => {
-      if (typeof chunk !== 'string' && !(chunk instanceof Uint8Array)) {
-        finish(new TypeError('PSGI body stream must produce strings or Buffers'));
-        body.destroy();
+    const onData = (chunk: unknown) => {
+      if (!isChunk(chunk)) {
+        settle(new TypeError('PSGI body stream must produce strings or Buffers'));
         return;
       }
-      if (!writer.write(chunk)) {
-        if (writer._closed) return; // client gone: the guard below destroys the stream
-        body.pause();
-        writer.pollCb((w) => {
-          w.pollCb(null);
-          body.resume();
-        });
-      }
+      if (writer.write(chunk) || writer._closed) return;
+      body.pause();
+      writer.pollCb((w) => {
+        w.pollCb(null);
+        body.resume();
+      });
     };
-    body.on('data', onData);
-    body.once('end', () => {
+    const onEnd = () => {
       writer.close();
-      closeBody(body);
-      finish();
-    });
-    body.once('error', (err) => finish(err));
+      settle();
+    };
+    const onError = (err: unknown) => settle(err);
+    const onClose = () => settle(new Error('PSGI body stream closed before its end'));
+    if (body.readableEnded) {
+      onEnd();
+      return;
+    }
+    if (body.destroyed) {
+      settle(body.errored ?? new Error('PSGI body stream was destroyed before its end'));
+      return;
+    }
+    body.on('data', onData);
+    body.on('end', onEnd);
+    body.on('close', onClose);
+    body.on('error', onError);
     // The client went away before the end: stop producing.
-    writer.responseGuard(() => {
-      if (!body.readableEnded) body.destroy();
-      finish();
-    });
+    writer.responseGuard(() => settle());
   });
 }
 
-async function streamAsyncIterable(
-  req: FeersumRequest,
-  status: number,
-  headers: ResponseHeaders,
-  body: AsyncIterable<BodyChunk>,
-): Promise<void> {
-  const writer = req.startStreaming(status, headers);
+/** Calls return() on an iterator the engine abandons; what it throws is reported. */
+function abandon(writer: Writer, it: Iterator<unknown> | AsyncIterator<unknown>): unknown {
+  if (typeof it.return !== 'function') return undefined;
+  try {
+    const r = it.return();
+    if (isThenable(r)) return Promise.resolve(r).then(undefined, (err: unknown) => writer._report(err));
+  } catch (err) {
+    writer._report(err);
+  }
+  return undefined;
+}
+
+async function streamAsyncIterable(writer: Writer, body: AsyncIterable<BodyChunk>): Promise<void> {
   const it = body[Symbol.asyncIterator]();
-  let done = false;
+  let wake: (() => void) | undefined;
+  // The client went away (or the response ended): stop waiting for a drain.
+  writer.responseGuard(() => wake?.());
+  let finished = false;
   try {
     for (;;) {
       const step = await it.next();
       if (step.done) {
-        done = true;
+        finished = true;
         break;
       }
+      if (writer._closed) break;
       const chunk = step.value;
-      if (typeof chunk !== 'string' && !(chunk instanceof Uint8Array)) {
-        throw new TypeError('PSGI body iterator must yield strings or Buffers');
-      }
-      if (!writer.write(chunk)) {
-        if (writer._closed) break;
-        await new Promise<void>((resolve) =>
-          writer.pollCb((w) => {
-            w.pollCb(null);
-            resolve();
-          }),
-        );
-        if (writer._closed) break;
-      }
+      if (!isChunk(chunk)) throw new TypeError('PSGI body iterator must yield strings or Buffers');
+      if (writer.write(chunk)) continue;
+      if (writer._closed) break;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        writer.pollCb((w) => {
+          w.pollCb(null);
+          resolve();
+        });
+      });
+      wake = undefined;
+      writer.pollCb(null);
+      if (writer._closed) break;
     }
   } finally {
-    if (!done && typeof it.return === 'function') await it.return();
+    if (!finished) await abandon(writer, it);
+    closeBody(body);
   }
   writer.close();
-  closeBody(body);
 }
 
-function streamIterable(
-  req: FeersumRequest,
-  status: number,
-  headers: ResponseHeaders,
-  body: Iterable<BodyChunk>,
-): Promise<void> {
-  const writer = req.startStreaming(status, headers);
+/**
+ * Streams a synchronous iterable: pulls parts while the socket keeps up,
+ * and again each time it drains (pollCb).
+ */
+function streamIterable(writer: Writer, body: Iterable<BodyChunk>): Promise<void> {
   const it = body[Symbol.iterator]();
   return new Promise<void>((resolve, reject) => {
-    let finished = false;
-    const abandon = () => {
-      if (finished) return;
-      finished = true;
-      if (typeof it.return === 'function') it.return();
+    let settled = false;
+    const settle = (done: boolean, err?: unknown) => {
+      if (settled) return;
+      settled = true;
+      writer.pollCb(null);
+      if (!done) abandon(writer, it);
+      try {
+        closeBody(body);
+      } catch (closeErr) {
+        err ??= closeErr;
+      }
+      if (err !== undefined) reject(err);
+      else resolve();
     };
-    // Pull items while the socket keeps up; pollCb resumes when it drains.
-    writer.pollCb((w) => {
+    const pull = (w: Writer): boolean => {
       try {
         for (;;) {
+          if (w._closed) {
+            settle(false);
+            return true;
+          }
           const step = it.next();
           if (step.done) {
-            finished = true;
             w.close();
-            closeBody(body);
-            resolve();
-            return;
+            settle(true);
+            return true;
           }
-          const chunk = step.value;
-          if (typeof chunk !== 'string' && !(chunk instanceof Uint8Array)) {
-            throw new TypeError('PSGI body iterator must yield strings or Buffers');
-          }
-          if (!w.write(chunk)) break;
-        }
-        if (w._closed) {
-          abandon();
-          resolve();
+          if (!isChunk(step.value)) throw new TypeError('PSGI body iterator must yield strings or Buffers');
+          if (!w.write(step.value) && !w._closed) return false;
         }
       } catch (err) {
-        w.pollCb(null);
-        abandon();
-        reject(err);
+        settle(false, err);
+        return true;
       }
-    });
+    };
+    // The first parts go out with the head; the rest as the socket drains.
+    if (pull(writer)) return;
+    writer.pollCb(pull);
     // The client went away mid-stream: abandon the iterator.
-    writer.responseGuard(() => {
-      abandon();
-      resolve();
-    });
+    writer.responseGuard(() => settle(false));
   });
 }

@@ -1,8 +1,9 @@
 // The runner's wrapper around the application's request handler: adds the
-// Server header, records what the access log needs, and counts requests
-// for --max-reqs-per-child. It sits on the native interface (below the PSGI
+// Server header, records what the access log needs, counts requests for
+// --max-reqs-per-child, and while the worker is about to be replaced answers
+// with `Connection: close`. It sits on the native interface (below the PSGI
 // adapter), so PSGI apps and --native handlers are treated alike, and it is
-// left out entirely when none of the three is wanted.
+// left out entirely when none of this is wanted.
 import { performance } from 'node:perf_hooks';
 
 import type { RequestHandler } from '../engine';
@@ -18,11 +19,19 @@ export interface HandlerHooks {
   accessLog: ((record: AccessRecord) => void) | undefined;
   /** Called as each request arrives. */
   onRequest: (() => void) | undefined;
+  /**
+   * Pre-fork workers: `closing` is true while the worker is about to be
+   * replaced (it asked to retire, or a restart is under way). Its responses
+   * then close their connections, so keep-alive clients move to other
+   * workers after a complete response instead of finding their idle
+   * connection closed under them when the worker stops.
+   */
+  worker: { closing: boolean } | undefined;
 }
 
 export function instrumentHandler(inner: RequestHandler, hooks: HandlerHooks): RequestHandler {
-  const { serverHeader, accessLog, onRequest } = hooks;
-  if (serverHeader === undefined && accessLog === undefined) {
+  const { serverHeader, accessLog, onRequest, worker } = hooks;
+  if (serverHeader === undefined && accessLog === undefined && worker === undefined) {
     if (onRequest === undefined) return inner;
     return (req) => {
       onRequest();
@@ -31,6 +40,7 @@ export function instrumentHandler(inner: RequestHandler, hooks: HandlerHooks): R
   }
   return (req) => {
     if (onRequest !== undefined) onRequest();
+    const close = worker !== undefined && worker.closing;
     let record: AccessRecord | undefined;
     if (accessLog !== undefined) {
       const rec: AccessRecord = {
@@ -44,7 +54,7 @@ export function instrumentHandler(inner: RequestHandler, hooks: HandlerHooks): R
       record = rec;
       req.responseGuard(() => accessLog(rec));
     }
-    interceptResponse(req, serverHeader, record);
+    if (record !== undefined || serverHeader !== undefined || close) interceptResponse(req, serverHeader, close, record);
     let result: unknown;
     try {
       result = inner(req);
@@ -66,15 +76,21 @@ export function instrumentHandler(inner: RequestHandler, hooks: HandlerHooks): R
 
 /**
  * Overrides this request's sendResponse / startStreaming (and the writer's
- * write) with versions that add the Server header and note status and body
- * size. The PSGI adapter calls these same methods, so one place covers both
+ * write) with versions that add headers and note status and body size. The
+ * PSGI adapter calls these same methods, so one place covers both
  * interfaces.
  */
-function interceptResponse(req: FeersumRequest, serverHeader: string | undefined, rec: AccessRecord | undefined): void {
+function interceptResponse(
+  req: FeersumRequest,
+  serverHeader: string | undefined,
+  close: boolean,
+  rec: AccessRecord | undefined,
+): void {
   const send = req.sendResponse;
   const start = req.startStreaming;
+  const edit = (headers: ResponseHeaders) => addHeaders(headers, serverHeader, close);
   req.sendResponse = (status: number, headers: ResponseHeaders, body?: Body): void => {
-    send.call(req, status, serverHeader === undefined ? headers : withServer(headers, serverHeader), body);
+    send.call(req, status, edit(headers), body);
     if (rec) {
       rec.status = status;
       rec.responseHeaders = headers;
@@ -82,7 +98,7 @@ function interceptResponse(req: FeersumRequest, serverHeader: string | undefined
     }
   };
   req.startStreaming = (status: number, headers: ResponseHeaders): Writer => {
-    const w = start.call(req, status, serverHeader === undefined ? headers : withServer(headers, serverHeader));
+    const w = start.call(req, status, edit(headers));
     if (rec) {
       rec.status = status;
       rec.responseHeaders = headers;
@@ -98,16 +114,24 @@ function interceptResponse(req: FeersumRequest, serverHeader: string | undefined
   };
 }
 
-/** headers plus Server, unless the application named its own. */
-function withServer(headers: ResponseHeaders, value: string): ResponseHeaders {
-  if (headers === undefined || headers === null) return ['Server', value];
+/** headers plus Server (unless the application named its own) and Connection: close when asked (ditto). */
+function addHeaders(headers: ResponseHeaders, server: string | undefined, close: boolean): ResponseHeaders {
+  if (server === undefined && !close) return headers;
+  if (headers === undefined || headers === null) headers = [];
   // Anything malformed goes through untouched, for the engine to refuse with its own message.
   if (!Array.isArray(headers)) return headers;
+  let addServer = server !== undefined;
+  let addClose = close;
   for (let i = 0; i < headers.length; i += 2) {
     const n = headers[i];
-    if (typeof n === 'string' && n.length === 6 && n.toLowerCase() === 'server') return headers;
+    if (typeof n !== 'string') continue;
+    if (n.length === 6 && n.toLowerCase() === 'server') addServer = false;
+    else if (n.length === 10 && n.toLowerCase() === 'connection') addClose = false;
   }
-  return ['Server', value, ...headers];
+  if (!addServer && !addClose) return headers;
+  const out: Array<string | number> = addServer ? ['Server', server!, ...headers] : [...headers];
+  if (addClose) out.push('Connection', 'close');
+  return out;
 }
 
 function hasNoBody(req: FeersumRequest, status: number): boolean {

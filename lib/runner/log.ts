@@ -49,11 +49,8 @@ export class RunnerLog {
 export function redirectStderr(file: LogFile): void {
   const stderr = process.stderr;
   const write = (chunk: unknown, encoding?: unknown, cb?: unknown): boolean => {
-    const text =
-      typeof chunk === 'string'
-        ? chunk
-        : Buffer.from(chunk as Uint8Array).toString(typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
-    file.write(text);
+    if (typeof chunk === 'string') file.write(chunk);
+    else if (chunk instanceof Uint8Array) file.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString());
     const done = typeof encoding === 'function' ? encoding : cb;
     if (typeof done === 'function') process.nextTick(done as () => void);
     return true;

@@ -41,6 +41,8 @@ export type WorkerMessage =
   | { type: 'retire'; reason: string };
 
 export type SupervisorMessage =
+  /** A replacement is on its way (SIGHUP): answer with Connection: close (on), or not after all (off: the restart failed). */
+  | { type: 'wind-down'; on: boolean }
   /** Stop accepting, finish in-flight requests, exit. */
   | { type: 'stop' }
   /** Reopen log files (SIGUSR1). */

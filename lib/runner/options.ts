@@ -122,9 +122,9 @@ export const OPTIONS: OptionDef[] = [
     help: "version in the Server header ('' = name only)" },
   // ---- TLS
   { group: 'TLS (parsed; not available yet)', name: 'ssl', kind: 'flag', def: 'off', help: 'serve HTTPS on every TCP listener' },
-  { group: 'TLS (parsed; not available yet)', name: 'ssl-key-file', kind: 'string', metavar: 'FILE', help: 'private key (PEM)' },
-  { group: 'TLS (parsed; not available yet)', name: 'ssl-cert-file', kind: 'string', metavar: 'FILE', help: 'certificate chain (PEM)' },
-  { group: 'TLS (parsed; not available yet)', name: 'ssl-ca-file', kind: 'string', metavar: 'FILE', help: 'CA certificates for client certificates' },
+  { group: 'TLS (parsed; not available yet)', name: 'ssl-key-file', kind: 'string', metavar: 'FILE', def: 'none', help: 'private key (PEM)' },
+  { group: 'TLS (parsed; not available yet)', name: 'ssl-cert-file', kind: 'string', metavar: 'FILE', def: 'none', help: 'certificate chain (PEM)' },
+  { group: 'TLS (parsed; not available yet)', name: 'ssl-ca-file', kind: 'string', metavar: 'FILE', def: 'none', help: 'CA certificates for client certificates' },
   { group: 'TLS (parsed; not available yet)', name: 'ssl-verify-client', kind: 'flag', def: 'off', help: 'require a client certificate signed by --ssl-ca-file' },
   // ---- operations
   { group: 'Logs and operation', name: 'access-log', kind: 'string', metavar: 'FILE|-', def: 'none',
@@ -386,8 +386,26 @@ export function helpText(): string {
     const aliases = o.aliases?.length ? ` (also ${o.aliases.map((a) => `--${a}`).join(', ')})` : '';
     const dflt = o.def !== undefined ? ` [default: ${o.def}]` : '';
     lines.push(`  ${names}`);
-    lines.push(`        ${o.help}${aliases}${dflt}`);
+    lines.push(...wrap(`${o.help}${aliases}${dflt}`, 8, 79));
   }
   lines.push('', 'Exit status: 0 after a clean shutdown, 1 if the server cannot start, 2 for bad usage.');
   return lines.join('\n') + '\n';
+}
+
+/** Word-wraps text into lines of at most `width` columns, each indented by `indent`. */
+function wrap(text: string, indent: number, width: number): string[] {
+  const pad = ' '.repeat(indent);
+  const out: string[] = [];
+  let line = '';
+  // "[default: ...]" stays on one line.
+  for (const word of text.match(/\[default: [^\]]*\]|\S+/g) ?? []) {
+    if (line !== '' && pad.length + line.length + 1 + word.length > width) {
+      out.push(pad + line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== '') out.push(pad + line);
+  return out;
 }

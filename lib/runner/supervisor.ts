@@ -151,6 +151,10 @@ export class Supervisor {
     this.generation++;
     this.restarting = true;
     this.log.info(`graceful restart: starting generation ${this.generation}`);
+    // Keep-alive clients of the old workers move over after complete
+    // responses while the new workers start, instead of meeting a closed
+    // idle connection when the old ones stop.
+    for (const w of this.workers.values()) if (w.state !== 'stopping') this.send(w, { type: 'wind-down', on: true });
     this.reconcile();
   }
 
@@ -363,6 +367,7 @@ export class Supervisor {
       if (w.generation === gen && w.state === 'starting') this.stopWorker(w);
       else if (w.generation !== gen) {
         w.generation = gen;
+        this.send(w, { type: 'wind-down', on: false });
         kept++;
       }
     }

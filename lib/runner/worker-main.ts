@@ -68,6 +68,7 @@ async function main(): Promise<void> {
 
   process.on('message', (msg: SupervisorMessage) => {
     if (msg.type === 'stop') stop('asked by the supervisor');
+    else if (msg.type === 'wind-down') serving?.windDown(msg.on);
     else if (msg.type === 'reopen-logs') {
       accessLog?.reopen();
       errorLog?.reopen();

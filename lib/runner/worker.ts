@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { Feersum, type RequestHandler } from '../engine';
 import type { EngineOptions } from '../options';
 import { type PsgiApp, psgiHandler } from '../psgi/adapter';
-import { compileAccessLogFormat } from './access-log';
+import { type AccessRecord, compileAccessLogFormat } from './access-log';
 import type { AppFunction } from './app-loader';
 import { firstLine, StartupError } from './errors';
 import { instrumentHandler } from './handler';
@@ -38,6 +38,8 @@ export interface Serving {
   addresses: ListeningAddress[];
   /** Stops accepting and resolves when in-flight requests are done (or after timeoutSeconds; 0 = no limit). */
   stop(timeoutSeconds: number): Promise<void>;
+  /** Pre-fork workers: about to be replaced (or, false, not after all): responses close their connections. */
+  windDown(on: boolean): void;
 }
 
 export function startServing(opts: ServeOptions): Serving {
@@ -55,13 +57,15 @@ export function startServing(opts: ServeOptions): Serving {
   engine.errors = process.stderr;
 
   let onRequest: (() => void) | undefined;
+  // Pre-fork workers: replaced soon, because the worker asked (retiring) or
+  // because the supervisor is restarting (windingDown, which it can take back).
+  const state = { retiring: false, windingDown: false, closing: false };
   const w = opts.worker;
   if (w) {
     engine.multiprocess = true;
-    let retired = false;
     const retireOnce = (reason: string) => {
-      if (retired) return;
-      retired = true;
+      if (state.retiring) return;
+      state.retiring = state.closing = true;
       w.retire(reason);
     };
     engine.harakiri = () => retireOnce('psgix.harakiri.commit');
@@ -73,7 +77,7 @@ export function startServing(opts: ServeOptions): Serving {
     }
   }
 
-  let accessLog: ((r: Parameters<ReturnType<typeof compileAccessLogFormat>>[0]) => void) | undefined;
+  let accessLog: ((record: AccessRecord) => void) | undefined;
   if (opts.accessLog) {
     const format = compileAccessLogFormat(opts.accessLogFormat);
     const sink = opts.accessLog;
@@ -85,7 +89,9 @@ export function startServing(opts: ServeOptions): Serving {
   const handler: RequestHandler = opts.native
     ? (opts.app as unknown as RequestHandler)
     : psgiHandler(opts.app as unknown as PsgiApp);
-  engine.requestHandler(instrumentHandler(handler, { serverHeader: opts.serverHeader, accessLog, onRequest }));
+  engine.requestHandler(
+    instrumentHandler(handler, { serverHeader: opts.serverHeader, accessLog, onRequest, worker: w ? state : undefined }),
+  );
 
   const addresses = opts.listeners.map(({ fd, display }) => {
     try {
@@ -118,7 +124,12 @@ export function startServing(opts: ServeOptions): Serving {
     return stopping;
   };
 
-  return { engine, addresses, stop };
+  const windDown = (on: boolean) => {
+    state.windingDown = on;
+    state.closing = state.retiring || on;
+  };
+
+  return { engine, addresses, stop, windDown };
 }
 
 const FIRST_REQUEST_GRACE_MS = 1000;

@@ -8,9 +8,10 @@
 // bytes, or larger when the seed says so), and one byte at a time must give
 // the same verdict: the same status (Done / Error / NeedMore at the end), the
 // same offset (where the body ended, or the offending byte), the same
-// decoded body and the same bodyBytes(). Invariants checked on every call:
-// NeedMore consumes the whole piece, nothing is consumed past the input, and
-// a finished decoder stays finished. Every piece is an exactly-sized heap
+// decoded body, bodyBytes() and pendingChunkBytes(). Invariants checked on
+// every call: NeedMore consumes the whole piece, nothing is consumed past the
+// input, the bytes delivered plus pendingChunkBytes() equal bodyBytes()
+// (what the size lines declared), and a finished decoder stays finished. Every piece is an exactly-sized heap
 // copy, so a read past it shows up under AddressSanitizer.
 #include <cstdint>
 #include <cstdio>
@@ -30,6 +31,7 @@ struct Verdict {
   size_t offset = 0;  // total bytes consumed (Done: end of the body; Error: offending byte)
   std::string body;
   uint64_t body_bytes = 0;
+  uint64_t pending = 0;  // pendingChunkBytes() at the end
 };
 
 void append(void* ctx, const char* data, size_t len) {
@@ -83,6 +85,9 @@ Verdict run(const char* in, size_t len, NextSize next_size, const char* label) {
     const ChunkedDecoder::Status st = d.feed(piece.get(), n, &used, append, &v.body);
     if (used > n) fail("consumed more than the piece", label);
     if (st == ChunkedDecoder::Status::NeedMore && used != n) fail("NeedMore without consuming the whole piece", label);
+    // What the size lines declared = what was delivered + what the current chunk still owes.
+    if (st != ChunkedDecoder::Status::Error && v.body.size() + d.pendingChunkBytes() != d.bodyBytes())
+      fail("delivered + pendingChunkBytes() != bodyBytes()", label);
     pos += used;
     if (st != ChunkedDecoder::Status::NeedMore) {
       v.status = st;
@@ -94,11 +99,14 @@ Verdict run(const char* in, size_t len, NextSize next_size, const char* label) {
   }
   v.offset = pos;
   v.body_bytes = d.bodyBytes();
+  v.pending = d.pendingChunkBytes();
   return v;
 }
 
 void mustAgree(const Verdict& a, const Verdict& b, const char* label) {
-  if (a.status == b.status && a.offset == b.offset && a.body == b.body && a.body_bytes == b.body_bytes) return;
+  if (a.status == b.status && a.offset == b.offset && a.body == b.body && a.body_bytes == b.body_bytes &&
+      a.pending == b.pending)
+    return;
   std::fprintf(stderr,
                "fuzz_chunked: whole vs %s differ:\n  whole: %s offset=%zu body=%zu bytes bodyBytes=%llu\n"
                "  %s: %s offset=%zu body=%zu bytes bodyBytes=%llu\n",
