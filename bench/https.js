@@ -20,6 +20,9 @@
 //   HS_DURATION [10]       seconds of each s_time run (-time)
 //   HS_VERSIONS ["default tls1_2"]  s_time protocol flags for the handshake
 //                          runs: default = no flag (TLS 1.3), tls1_2 = -tls1_2
+//   HS_PARALLEL [1]        s_time processes at once (s_time is one sequential
+//                          client: with 1, the rate is bounded by the round
+//                          trips and both sides' CPU in turn, not by the server)
 //   KINDS ["node feersum"]
 //   SERVER_CPU [0]  CLIENT_CPUS [1]   taskset lists ('' = no pinning)
 //   OUT [bench/results/<date>-https.json]
@@ -88,6 +91,7 @@ const cfg = {
   threads: Number(env.THREADS || 1),
   hsDuration: Number(env.HS_DURATION || 10),
   hsVersions: (env.HS_VERSIONS || 'default tls1_2').split(/[\s,]+/).filter(Boolean),
+  hsParallel: Math.max(1, Number(env.HS_PARALLEL || 1)),
   kinds: (env.KINDS || 'node feersum').split(/[\s,]+/).filter(Boolean),
   serverCpu: env.SERVER_CPU ?? (cores >= 2 ? '0' : ''),
   clientCpus: env.CLIENT_CPUS ?? (cores >= 2 ? '1' : ''),
@@ -262,10 +266,19 @@ async function measureKind(kind, certDir) {
     ]) {
       for (const version of versions) {
         const s0 = await serverStats(child);
-        const { r, m } = await measured(child.pid, () => runClient('openssl', sTimeArgs(port, mode, version)));
+        const { r, m } = await measured(child.pid, async () => {
+          const rs = await Promise.all(Array.from({ length: cfg.hsParallel }, () => runClient('openssl', sTimeArgs(port, mode, version))));
+          return { out: rs.map((x) => x.out).join('\n'), err: rs.map((x) => x.err).join('\n'), cpu: rs.reduce((a, x) => a + x.cpu, 0), parts: rs };
+        });
         const s1 = await serverStats(child);
-        raw.push(`### ${kind} s_time -${mode} ${version}\n${r.out}${r.err}`);
-        const st = parseSTime(r.out);
+        raw.push(`### ${kind} s_time -${mode} ${version} (x${cfg.hsParallel})\n${r.out}${r.err}`);
+        const parts = r.parts.map((x) => parseSTime(x.out));
+        const st = parts.reduce((a, p) => ({
+          connections: a.connections + p.connections,
+          clientUserSeconds: a.clientUserSeconds + p.clientUserSeconds,
+          resumedMarks: a.resumedMarks + p.resumedMarks,
+          newMarks: a.newMarks + p.newMarks,
+        }));
         const h = {
           ...st,
           ...m,
@@ -312,7 +325,7 @@ function markdown(doc) {
   L.push(`${doc.host.cpu}, ${doc.host.cores} cores, node ${doc.host.node}, ${doc.host.openssl}, ${doc.host.wrk}`);
   L.push(`server: \`${doc.commands.server}\``);
   L.push(`keep-alive: \`${doc.commands.keepalive}\` (after ${c.warmup}s warm-up, median of ${c.repeat})`);
-  for (const [k, v] of Object.entries(doc.commands.sTime)) L.push(`${k}: \`${v}\``);
+  for (const [k, v] of Object.entries(doc.commands.sTime)) L.push(`${k}: \`${v}\`` + (c.hsParallel > 1 ? ` (${c.hsParallel} at once)` : ''));
   L.push('');
   L.push('### Keep-alive hello world');
   L.push('');

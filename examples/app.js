@@ -10,6 +10,7 @@
 //   /throw       throws (the runner answers 500 and logs the error)
 'use strict';
 
+/** @type {import('feersum-ts').PsgiApp} */
 module.exports = async (env) => {
   const url = new URL(env.REQUEST_URI, 'http://x');
   switch (env.PATH_INFO) {
@@ -19,6 +20,8 @@ module.exports = async (env) => {
         SERVER_NAME: env.SERVER_NAME,
         SERVER_PORT: env.SERVER_PORT,
         REMOTE_ADDR: env.REMOTE_ADDR,
+        url_scheme: env['psgi.url_scheme'],
+        SSL_CLIENT_S_DN: env.SSL_CLIENT_S_DN,
         multiprocess: env['psgi.multiprocess'],
         harakiri: env['psgix.harakiri'] === true,
       })]];

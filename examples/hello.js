@@ -1,7 +1,7 @@
 // The smallest feersum-ts server: the native interface on one port.
 //   node examples/hello.js            (PORT=8080 by default)
 'use strict';
-const { Feersum } = require('..');
+const { Feersum } = require('feersum-ts');
 
 const engine = Feersum.endjinn();
 engine.requestHandler((req) => {

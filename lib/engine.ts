@@ -193,7 +193,21 @@ export class Feersum implements EngineCore {
     this.native.unlisten();
   }
 
-  /** Stops accepting, lets in-flight requests finish, closes idle connections. */
+  /**
+   * From now on every response closes its connection (Connection: close),
+   * until drain(false); nothing else changes. A pre-fork worker about to be
+   * replaced calls this, so keep-alive clients move to the new worker
+   * without a failed request.
+   */
+  drain(on = true): void {
+    this.native.drain(on);
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish (and serves, with
+   * Connection: close, connections still sending their first request),
+   * closes idle keep-alive connections, and resolves when all are closed.
+   */
   gracefulShutdown(): Promise<void> {
     return new Promise((resolve) => this.native.shutdown(resolve));
   }

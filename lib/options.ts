@@ -35,6 +35,8 @@ export interface EngineOptions {
   maxWriteBuffer?: number;
   /** Seconds a handler may take to start its response; then the client gets 503 (0 = no limit). */
   handlerTimeout?: number;
+  /** A `Server:` header for every response that has none ('' = none, the default). */
+  serverHeader?: string;
 }
 
 export type ResolvedOptions = Required<EngineOptions>;
@@ -59,6 +61,7 @@ export const DEFAULT_OPTIONS: ResolvedOptions = {
   maxPipeline: 32,
   maxWriteBuffer: 16 * 1024 * 1024,
   handlerTimeout: 0,
+  serverHeader: '',
 };
 
 const LIMITS: Record<keyof EngineOptions, [number, number]> = {
@@ -78,6 +81,7 @@ const LIMITS: Record<keyof EngineOptions, [number, number]> = {
   maxPipeline: [1, 1024],
   maxWriteBuffer: [64 * 1024, Number.MAX_SAFE_INTEGER],
   handlerTimeout: [0, 86400 * 365],
+  serverHeader: [0, 0],
 };
 
 /** Validates `update` and merges it over `base`; throws a TypeError/RangeError naming the option. */
@@ -89,6 +93,13 @@ export function mergeOptions(base: ResolvedOptions, update: EngineOptions | unde
     const value = update[key];
     if (value === undefined) continue;
     if (!(key in LIMITS)) throw new TypeError(`unknown engine option '${key}'`);
+    if (key === 'serverHeader') {
+      if (typeof value !== 'string' || /[\x00-\x1f\x7f]/.test(value)) {
+        throw new TypeError(`option 'serverHeader' must be a string without control characters`);
+      }
+      out.serverHeader = value;
+      continue;
+    }
     if (key === 'allowUnderscoreHeaders') {
       if (typeof value !== 'boolean') throw new TypeError(`option '${key}' must be a boolean`);
       out.allowUnderscoreHeaders = value;
@@ -104,7 +115,7 @@ export function mergeOptions(base: ResolvedOptions, update: EngineOptions | unde
 }
 
 /** The numeric form the addon reads (booleans stay in JavaScript). */
-export function nativeOptions(o: ResolvedOptions): Record<string, number> {
+export function nativeOptions(o: ResolvedOptions): Record<string, number | string> {
   return {
     maxHeaderSize: o.maxHeaderSize,
     maxHeaderCount: o.maxHeaderCount,
@@ -116,6 +127,7 @@ export function nativeOptions(o: ResolvedOptions): Record<string, number> {
     maxPipeline: o.maxPipeline,
     maxWriteBuffer: o.maxWriteBuffer,
     handlerTimeout: o.handlerTimeout,
+    serverHeader: o.serverHeader,
     headerTimeout: o.headerTimeout,
     readTimeout: o.readTimeout,
     keepaliveTimeout: o.keepaliveTimeout,

@@ -386,6 +386,13 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   if (num("writeHighWaterMark", &v)) c.write_high_water = static_cast<uint32_t>(v);
   if (num("maxPipeline", &v)) c.max_pipeline = static_cast<uint32_t>(v);
   if (num("maxWriteBuffer", &v)) c.max_write_buffer = static_cast<uint64_t>(v);
+  Napi::Value server = o.Get("serverHeader");
+  if (server.IsString()) {
+    std::string s = server.As<Napi::String>().Utf8Value();
+    bool ok = true;  // a token-ish product string: no CR, LF or other controls
+    for (unsigned char ch : s) ok = ok && ch >= 0x20 && ch != 0x7f;
+    c.server_header = ok && !s.empty() ? "Server: " + s + "\r\n" : std::string();
+  }
   double t[static_cast<int>(TimeoutKind::Count)];
   const char* keys[] = {"headerTimeout", "readTimeout", "keepaliveTimeout", "writeTimeout", "lingerTimeout",
                         "handlerTimeout"};
@@ -548,6 +555,11 @@ Napi::Value Unlisten(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value Drain(const Napi::CallbackInfo& info) {
+  unwrap(info)->drain(info[0].ToBoolean());
+  return info.Env().Undefined();
+}
+
 Napi::Value Shutdown(const Napi::CallbackInfo& info) {
   Engine* e = unwrap(info);
   e->beginShutdown(info[0]);
@@ -594,6 +606,7 @@ napi_value CreateEngineClass(napi_env env) {
       {"listenFd", nullptr, wrapCold<ListenFd>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"unlisten", nullptr, wrapCold<Unlisten>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"shutdown", nullptr, wrapCold<Shutdown>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"drain", nullptr, wrapCold<Drain>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"stats", nullptr, wrapCold<Stats>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setListenerTls", nullptr, wrapCold<SetListenerTls>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -397,15 +397,20 @@ void Connection::startClosing() {
 
 void Connection::closeWhenIdle() {
   if (closed_ || tunneled_) return;
-  if (req_head_ == nullptr && body_req_ == nullptr) {
-    // Idle: no response to protect with a lingering close (as nginx does).
+  // Idle means waiting between requests (as nginx decides): a connection
+  // that has not finished its first request yet, or has part of the next
+  // one, is served once more, with Connection: close (the engine is
+  // draining), within the header deadline.
+  bool idle = req_head_ == nullptr && body_req_ == nullptr && requests_ > 0 && inbuf_len_ == 0;
+  if (idle) {
+    // No response to protect with a lingering close.
     if (drained()) destroy();
     else startClosing();
     return;
   }
-  // In-flight requests finish; their responses say Connection: close.
+  // In-flight requests finish; their responses say Connection: close, and
+  // so will the response to a request still arriving (the engine drains).
   for (Request* r = req_head_; r; r = r->next) r->keep_alive = false;
-  stop_parsing_ = true;
 }
 
 // All output is on the wire and the connection is to close: send FIN, then

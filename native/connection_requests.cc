@@ -44,7 +44,7 @@ size_t Connection::startRequest(const char* base, const RequestHead& head, size_
   }
   r->method = head.method;
   r->version_minor = head.version_minor;
-  r->keep_alive = head.keep_alive && !engine_->shuttingDown() && !peer_ended_;
+  r->keep_alive = head.keep_alive && !engine_->draining() && !peer_ended_;
   r->expect_continue = head.expect_continue;
   r->upgrade = head.upgrade;
   ++requests_;

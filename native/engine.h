@@ -9,6 +9,7 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include <string>
 #include <vector>
 
 #include "connection.h"
@@ -31,6 +32,7 @@ struct EngineConfig {
   uint32_t write_high_water = 64 * 1024; // write() returns false above this
   uint32_t max_pipeline = 32;            // requests parsed ahead of their responses
   uint64_t max_write_buffer = 16 * 1024 * 1024;  // output queued per connection before it is dropped
+  std::string server_header;             // "Server: ...\r\n" added to responses, or empty
 };
 
 // Layout of the Int32Array shared with JavaScript (lib/binding.ts mirrors
@@ -75,6 +77,9 @@ class Engine {
   void setFieldCapacity(uint32_t n) { fields_.resize(n ? n : 1); }
   bool setInfoArray(napi_value typed_array);
   bool shuttingDown() const { return shutting_down_; }
+  // Responses from now on close their connection (shutdown, worker retirement).
+  bool draining() const { return draining_ || shutting_down_; }
+  void drain(bool on) { draining_ = on; }
 
   // --- libuv side ---
   // Every libuv callback that may reach JavaScript runs between enter() and
@@ -174,6 +179,7 @@ class Engine {
   size_t connection_count_ = 0;
   size_t tunnels_ = 0;
   bool shutting_down_ = false;
+  bool draining_ = false;
   uint64_t tls_full_ = 0;
   uint64_t tls_resumed_ = 0;
 

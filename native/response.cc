@@ -193,6 +193,9 @@ HeadError appendAppHeaders(const char* block, size_t len, uint32_t count, ByteBu
       case 'd':
         if (EQ_LIT(name, name_len, "date")) info->has_date = true;
         break;
+      case 's':
+        if (EQ_LIT(name, name_len, "server")) info->has_server = true;
+        break;
     }
     char* o = out.grow(name_len + value_len + 4);
     if (!o) return HeadError::BadHeaderValue;

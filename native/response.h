@@ -15,6 +15,7 @@ struct AppHeaderInfo {
   uint64_t content_length = 0;
   bool connection_close = false;  // "close" among the Connection tokens
   bool has_date = false;
+  bool has_server = false;
 };
 
 enum class HeadError : uint8_t {

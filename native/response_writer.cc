@@ -44,7 +44,7 @@ int beginResponse(Engine* e, Request* r, int status, const HeaderBlock& hb, int6
   const bool bodyless_status = status == 204 || status == 304;
   const bool head_method = r->method == Method::Head;
   r->no_body_out = bodyless_status || head_method;
-  if (info.connection_close || e->shuttingDown()) r->keep_alive = false;
+  if (info.connection_close || e->draining()) r->keep_alive = false;
   const bool http11_framing = !r->force_http10 && (r->version_minor == 1 || r->force_http11);
 
   // RFC 9110 8.6: no Content-Length in a 204; a 304 or a HEAD response may
@@ -81,6 +81,8 @@ int beginResponse(Engine* e, Request* r, int status, const HeaderBlock& hb, int6
   if (r->chunked_out) out.appendLiteral("Transfer-Encoding: chunked\r\n");
   if (!r->keep_alive) out.appendLiteral("Connection: close\r\n");
   else if (r->version_minor == 0 || r->force_http10) out.appendLiteral("Connection: keep-alive\r\n");
+  const std::string& server = e->config().server_header;
+  if (!server.empty() && !info.has_server) out.append(server.data(), server.size());
   if (!info.has_date) {
     size_t dlen;
     const char* date = dateHeader(&dlen);

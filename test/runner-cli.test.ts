@@ -5,12 +5,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import { OPTIONS } from '../lib/runner/options';
-import { EXAMPLES, freePort, killAll, Runner, runCli, tmpDir } from './runner-helpers';
+import { EXAMPLES, freePort, killAll, removeTmpDirs, Runner, runCli, tmpDir } from './runner-helpers';
 
 afterEach(killAll);
+afterAll(removeTmpDirs);
 
 const APP = path.join(EXAMPLES, 'app.js');
 
@@ -90,8 +91,8 @@ describe('bad usage: exit status 2, one line', () => {
     ['bad access log format', ['--access-log=/dev/null', '--access-log-format=%h %Z', APP], /unknown directive %Z/],
     ['--ssl-key-file without TLS', ['--ssl-key-file=k.pem', APP], /--ssl-key-file needs --ssl or an https:\/\/ listener/],
     ['https without key files', ['--listen', 'https://127.0.0.1:8443', APP], /need --ssl-key-file and --ssl-cert-file/],
-    ['--ssl (not available yet)', ['--ssl', '--ssl-key-file=k', '--ssl-cert-file=c', APP], /HTTPS is not available yet/],
-    ['HOST:PORT:ssl form', ['--listen', '127.0.0.1:8443:ssl', '--ssl-key-file=k', '--ssl-cert-file=c', APP], /HTTPS is not available yet/],
+    ['--ssl without key files', ['--ssl', APP], /need --ssl-key-file and --ssl-cert-file/],
+    ['--ssl-verify-client without a CA', ['--ssl', '--ssl-key-file=k', '--ssl-cert-file=c', '--ssl-verify-client', APP], /--ssl-verify-client needs --ssl-ca-file/],
     ['--error-log -', ['--error-log=-', APP], /--error-log needs a file name/],
   ];
   for (const [name, args, re] of cases) {

@@ -118,7 +118,8 @@ export function runCli(
       [CLI, ...args],
       { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...(opts.env ?? {}) }, timeout: opts.timeout ?? 20000 },
       (err, stdout, stderr) => {
-        const code = err ? ((err as NodeJS.ErrnoException & { code?: unknown }).code as number | null) : 0;
+        // execFile's error carries the exit status as `code` (a number), or a string for spawn failures.
+        const code: unknown = err ? (err as { code?: unknown }).code : 0;
         resolve({ code: typeof code === 'number' ? code : null, stdout, stderr });
       },
     );
@@ -223,8 +224,17 @@ export function freePort(): Promise<number> {
   });
 }
 
+const tmpDirs: string[] = [];
+
 export function tmpDir(prefix = 'feersum-runner-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tmpDirs.push(dir);
+  return dir;
+}
+
+/** Removes the directories tmpDir() made (call in afterAll). */
+export function removeTmpDirs(): void {
+  for (const dir of tmpDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 }
 
 /**

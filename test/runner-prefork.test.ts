@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import {
   childPids,
@@ -15,6 +15,7 @@ import {
   freePort,
   isAlive,
   killAll,
+  removeTmpDirs,
   loadLoop,
   request,
   Runner,
@@ -25,6 +26,7 @@ import {
 } from './runner-helpers';
 
 afterEach(killAll);
+afterAll(removeTmpDirs);
 
 const APP = path.join(EXAMPLES, 'app.js');
 
@@ -260,7 +262,8 @@ describe('pre-fork', () => {
     expect(result.failed, result.errors.slice(0, 5).join('\n')).toBe(0);
     const pids = new Set([...result.bodies.keys()].map((b) => Number(/\d+/.exec(b)![0])));
     const fresh = childPids(runner.pid);
-    for (const p of fresh) expect(pids.has(p)).toBe(true); // the new workers served keep-alive clients too
+    // Keep-alive clients moved over (which new worker each lands on is up to the kernel).
+    expect(fresh.some((p) => pids.has(p))).toBe(true);
     await stopRunner(runner);
   }, 90000);
 

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import { loadBinding } from '../lib/native';
 import {
@@ -15,6 +15,7 @@ import {
   freePort,
   isAlive,
   killAll,
+  removeTmpDirs,
   request,
   Runner,
   sleep,
@@ -24,6 +25,7 @@ import {
 } from './runner-helpers';
 
 afterEach(killAll);
+afterAll(removeTmpDirs);
 
 const APP = path.join(EXAMPLES, 'app.js');
 const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };

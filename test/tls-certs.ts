@@ -37,7 +37,10 @@ export function run(
   opts: { input?: string | Buffer; timeout?: number; cwd?: string } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    // The external tools are not under test: keep a sanitizer preload (scripts/test-asan.sh) out of them.
+    const env = { ...process.env };
+    delete env.LD_PRELOAD;
+    const child = spawn(cmd, args, { cwd: opts.cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

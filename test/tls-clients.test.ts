@@ -512,6 +512,37 @@ describe('HTTP and HTTPS listeners on one engine', () => {
   });
 });
 
+describe('gracefulShutdown() with TLS connections', () => {
+  it('an idle keep-alive connection gets close_notify; an in-flight request finishes first', async () => {
+    const s = await startTlsServer(
+      (req) => {
+        if (req.uri === '/slow') setTimeout(() => req.sendResponse(200, [], 'slow done'), 300);
+        else req.sendResponse(200, [], 'quick');
+      },
+      { key: fx.server.key, cert: fx.server.cert },
+    );
+    const idle = tlsClient(s.port, { ca: fx.ca.certPem });
+    const busy = tlsClient(s.port, { ca: fx.ca.certPem });
+    await Promise.all([idle.secure, busy.secure]);
+    let idleEnded = false;
+    idle.sock.on('end', () => (idleEnded = true));
+    idle.sock.write('GET /quick HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => parseResponses(idle.data).length === 1, 5000, 'first response');
+    busy.sock.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
+    await sleep(50);
+    const done = s.close();
+    await waitFor(() => idle.closed, 5000, 'the idle connection to close');
+    expect(idleEnded).toBe(true); // close_notify, not a reset
+    expect(idle.error).toBeUndefined();
+    await done;
+    await waitFor(() => busy.closed, 5000, 'the busy connection to close');
+    const [res] = parseResponses(busy.data);
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe('slow done');
+    expect(busy.error).toBeUndefined();
+  });
+});
+
 describe('cleanup', () => {
   it('after everything above: no open connections, fd count back to baseline', async () => {
     for (const s of servers) await waitFor(() => s.engine.stats().connections === 0, 10000, 'connections to close');

@@ -190,7 +190,10 @@ describe('SNI', () => {
 
 /** s_client kept open: write lines to it, read what it printed so far. */
 function interactiveSClient(port: number, args: string[]) {
+  const env = { ...process.env };
+  delete env.LD_PRELOAD; // see run() in tls-certs.ts
   const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', fx.ca.cert, ...args], {
+    env,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let out = '';

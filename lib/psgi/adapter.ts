@@ -18,7 +18,13 @@ export type PsgiBody =
   | BodyChunk;
 export type PsgiResponse = [number | string, ResponseHeaders, PsgiBody];
 export type PsgiStreamingResponse = [number | string, ResponseHeaders];
-export type Responder = (response: PsgiResponse | PsgiStreamingResponse) => Writer | undefined;
+/** The `respond` a delayed response is given. */
+export interface Responder {
+  /** [status, headers]: a streamed response; returns its writer. */
+  (response: PsgiStreamingResponse): Writer;
+  /** [status, headers, body]: a complete response (undefined once it is sent; an inert writer if it was refused). */
+  (response: PsgiResponse): Writer | undefined;
+}
 export type DelayedResponse = (respond: Responder) => unknown;
 export type PsgiResult = PsgiResponse | DelayedResponse;
 export type PsgiApp = (env: PsgiEnv) => PsgiResult | Promise<PsgiResult>;
@@ -95,7 +101,7 @@ function respondWith(req: FeersumRequest, env: PsgiEnv, result: PsgiResult): unk
  */
 function runDelayed(req: FeersumRequest, delayed: DelayedResponse): unknown {
   let responded = false;
-  const respond: Responder = (response) => {
+  const respond = ((response: PsgiResponse | PsgiStreamingResponse): Writer | undefined => {
     if (req._ioSocket !== undefined) {
       req._core.reportError(new Error('PSGI respond() after psgix.io took the connection; ignored'), req);
       return inertWriter(req);
@@ -121,7 +127,7 @@ function runDelayed(req: FeersumRequest, delayed: DelayedResponse): unknown {
       req._core.handlerFailed(req, err);
       return inertWriter(req);
     }
-  };
+  }) as Responder;
   return delayed(respond);
 }
 

@@ -25,6 +25,8 @@ export interface BoundListener {
   socketFile?: { path: string; dev: number; ino: number };
   /** Passed to us (Server::Starter, systemd): not ours to remove or re-bind. */
   inherited: boolean;
+  /** Serves HTTPS. */
+  tls: boolean;
 }
 
 export interface BindOptions {
@@ -35,8 +37,8 @@ export interface BindOptions {
   warn: (message: string) => void;
 }
 
-/** Listeners handed to this process by Server::Starter or systemd, or undefined. */
-export function inheritedListeners(env: NodeJS.ProcessEnv = process.env): BoundListener[] | undefined {
+/** Listeners handed to this process by Server::Starter or systemd (HTTPS with `tls`), or undefined. */
+export function inheritedListeners(tls: boolean, env: NodeJS.ProcessEnv = process.env): BoundListener[] | undefined {
   const starter = env.SERVER_STARTER_PORT;
   if (starter !== undefined && starter !== '') {
     // "127.0.0.1:5000=3;/tmp/app.sock=4;8080=5"
@@ -45,7 +47,7 @@ export function inheritedListeners(env: NodeJS.ProcessEnv = process.env): BoundL
       const fd = eq > 0 ? Number(item.slice(eq + 1)) : NaN;
       if (!Number.isInteger(fd) || fd < 0) throw new StartupError(`SERVER_STARTER_PORT: cannot read '${item}' (want ADDRESS=FD)`);
       checkSocketFd(fd, 'SERVER_STARTER_PORT');
-      return { fd, display: item.slice(0, eq), inherited: true };
+      return { fd, display: item.slice(0, eq), inherited: true, tls };
     });
   }
   const count = env.LISTEN_FDS;
@@ -59,7 +61,7 @@ export function inheritedListeners(env: NodeJS.ProcessEnv = process.env): BoundL
     for (let i = 0; i < n; i++) {
       const fd = 3 + i; // SD_LISTEN_FDS_START
       checkSocketFd(fd, 'LISTEN_FDS');
-      out.push({ fd, display: `systemd fd ${fd}${names[i] ? ` (${names[i]})` : ''}`, inherited: true });
+      out.push({ fd, display: `systemd fd ${fd}${names[i] ? ` (${names[i]})` : ''}`, inherited: true, tls });
     }
     // As sd_listen_fds(unset_environment=1): the app and its children must not take them again.
     delete env.LISTEN_FDS;
@@ -100,7 +102,7 @@ async function bindTcp(spec: Extract<ListenSpec, { kind: 'tcp' }>, opts: BindOpt
   } catch (err) {
     throw new StartupError(`cannot listen on ${spec.text}${spec.host !== host ? ` (${host})` : ''}: ${bindProblem(err)}`);
   }
-  return { fd, display: spec.text, inherited: false };
+  return { fd, display: spec.text, inherited: false, tls: spec.tls };
 }
 
 async function resolveHost(host: string | undefined, ipv6: boolean, text: string): Promise<string> {
@@ -121,7 +123,7 @@ async function resolveHost(host: string | undefined, ipv6: boolean, text: string
 async function bindUnix(path: string, text: string, opts: BindOptions): Promise<BoundListener> {
   if (path.startsWith('@')) {
     try {
-      return { fd: loadBinding().bindSocket({ path }, opts.backlog), display: `unix:${path}`, inherited: false };
+      return { fd: loadBinding().bindSocket({ path }, opts.backlog), display: `unix:${path}`, inherited: false, tls: false };
     } catch (err) {
       throw new StartupError(`cannot listen on ${text}: ${bindProblem(err)}`);
     }
@@ -140,7 +142,7 @@ async function bindUnix(path: string, text: string, opts: BindOptions): Promise<
   }
   const st = fs.statSync(path);
   if (opts.socketMode !== undefined) fs.chmodSync(path, opts.socketMode); // exact, whatever the umask allowed
-  return { fd, display: `unix:${path}`, socketFile: { path, dev: st.dev, ino: st.ino }, inherited: false };
+  return { fd, display: `unix:${path}`, socketFile: { path, dev: st.dev, ino: st.ino }, inherited: false, tls: false };
 }
 
 async function clearStaleSocket(path: string, text: string, warn: (m: string) => void): Promise<void> {

@@ -1,6 +1,7 @@
 // What the supervisor and its workers say to each other over the IPC
 // channel, and the configuration a worker starts with.
 import type { EngineOptions } from '../options';
+import type { TlsConfig } from './tls-config';
 
 /** Passed to a worker in the FEERSUM_TS_WORKER environment variable (JSON). */
 export interface WorkerConfig {
@@ -8,8 +9,9 @@ export interface WorkerConfig {
   native: boolean;
   /** Only load the app and exit (the supervisor's check before binding). */
   checkOnly: boolean;
-  /** The listeners are this process's fds 3, 4, ... in this order; these are their names for messages. */
-  listenerNames: string[];
+  /** The listeners are this process's fds 3, 4, ... in this order: their names (for messages) and whether they serve HTTPS. */
+  listeners: Array<{ display: string; tls: boolean }>;
+  tls: TlsConfig | undefined;
   proxyProtocol: boolean;
   engine: EngineOptions;
   /** Retire after this many requests (0 = never). */
@@ -30,6 +32,7 @@ export interface ListeningAddress {
   address: string;
   port: number;
   family: string;
+  tls: boolean;
 }
 
 export type WorkerMessage =

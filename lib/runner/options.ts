@@ -121,11 +121,15 @@ export const OPTIONS: OptionDef[] = [
   { group: 'HTTP', name: 'product-version', kind: 'string', metavar: 'VERSION', def: VERSION,
     help: "version in the Server header ('' = name only)" },
   // ---- TLS
-  { group: 'TLS (parsed; not available yet)', name: 'ssl', kind: 'flag', def: 'off', help: 'serve HTTPS on every TCP listener' },
-  { group: 'TLS (parsed; not available yet)', name: 'ssl-key-file', kind: 'string', metavar: 'FILE', def: 'none', help: 'private key (PEM)' },
-  { group: 'TLS (parsed; not available yet)', name: 'ssl-cert-file', kind: 'string', metavar: 'FILE', def: 'none', help: 'certificate chain (PEM)' },
-  { group: 'TLS (parsed; not available yet)', name: 'ssl-ca-file', kind: 'string', metavar: 'FILE', def: 'none', help: 'CA certificates for client certificates' },
-  { group: 'TLS (parsed; not available yet)', name: 'ssl-verify-client', kind: 'flag', def: 'off', help: 'require a client certificate signed by --ssl-ca-file' },
+  { group: 'TLS', name: 'ssl', kind: 'flag', def: 'off',
+    help: 'serve HTTPS on every TCP listener (and on inherited ones)' },
+  { group: 'TLS', name: 'ssl-key-file', kind: 'string', metavar: 'FILE', def: 'none', help: 'private key (PEM)' },
+  { group: 'TLS', name: 'ssl-cert-file', kind: 'string', metavar: 'FILE', def: 'none',
+    help: 'certificate (PEM), followed by its chain' },
+  { group: 'TLS', name: 'ssl-ca-file', kind: 'string', metavar: 'FILE', def: 'none',
+    help: 'CA certificates (PEM): clients are asked for a certificate, verified against these' },
+  { group: 'TLS', name: 'ssl-verify-client', kind: 'flag', def: 'off',
+    help: 'refuse clients without a valid certificate (needs --ssl-ca-file)' },
   // ---- operations
   { group: 'Logs and operation', name: 'access-log', kind: 'string', metavar: 'FILE|-', def: 'none',
     help: 'Apache combined access log to FILE, or stdout with -' },
@@ -294,7 +298,7 @@ export function parseArgs(argv: readonly string[], cwd = process.cwd()): ParseRe
   }
   if (ssl) for (const l of listen) if (l.kind === 'tcp') l.tls = true;
 
-  // ---- TLS: parsed and checked now; refused until the engine has TLS.
+  // ---- TLS (the files themselves are read, and checked, at startup)
   const sslConfig: SslConfig = {
     enabled: ssl,
     keyFile: str('ssl-key-file'),
@@ -302,15 +306,15 @@ export function parseArgs(argv: readonly string[], cwd = process.cwd()): ParseRe
     caFile: str('ssl-ca-file'),
     verifyClient: has('ssl-verify-client'),
   };
-  const anyTls = listen.some((l) => l.kind === 'tcp' && l.tls);
+  // --ssl also covers inherited listeners, which are only known at startup.
+  const anyTls = ssl || listen.some((l) => l.kind === 'tcp' && l.tls);
   const sslFileOpts = ['ssl-key-file', 'ssl-cert-file', 'ssl-ca-file', 'ssl-verify-client'].filter(has);
-  if (!anyTls && sslFileOpts.length > 0) {
+  if (!anyTls && !ssl && sslFileOpts.length > 0) {
     throw new UsageError(`--${sslFileOpts[0]} needs --ssl or an https:// listener`);
   }
   if (anyTls) {
     if (!sslConfig.keyFile || !sslConfig.certFile) throw new UsageError('HTTPS listeners need --ssl-key-file and --ssl-cert-file');
     if (sslConfig.verifyClient && !sslConfig.caFile) throw new UsageError('--ssl-verify-client needs --ssl-ca-file');
-    throw new UsageError(`HTTPS is not available yet in feersum-ts ${VERSION}; use plain HTTP behind a TLS proxy`);
   }
 
   // ---- logs and operation
@@ -353,7 +357,12 @@ export function parseArgs(argv: readonly string[], cwd = process.cwd()): ParseRe
       spawnInterval,
       shutdownTimeout,
       engine,
-      ssl: sslConfig,
+      ssl: {
+        ...sslConfig,
+        keyFile: abs(sslConfig.keyFile),
+        certFile: abs(sslConfig.certFile),
+        caFile: abs(sslConfig.caFile),
+      },
       accessLog: abs(accessLog),
       accessLogFormat,
       errorLog: abs(str('error-log')),

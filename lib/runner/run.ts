@@ -16,6 +16,7 @@ import type { ListeningAddress } from './messages';
 import type { RunnerConfig } from './options';
 import { claimPidFile, releasePidFile } from './pid-file';
 import { checkApp, serverHeader, Supervisor } from './supervisor';
+import { checkTls, type TlsConfig, tlsConfig, tlsOptions } from './tls-config';
 import { startServing } from './worker';
 
 const SHUTDOWN_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
@@ -92,15 +93,18 @@ export async function run(config: RunnerConfig, daemonChild: boolean): Promise<v
   const startupDone = guardStartup(s);
   try {
     s.openLogsAndPidFile();
-    const inherited = inheritedListeners();
+    const inherited = inheritedListeners(config.ssl.enabled);
     if (inherited && config.listenGiven) {
       s.log.warn(
         `using the inherited listeners (${inherited.map((l) => l.display).join(', ')}); ` +
           'the listeners given on the command line are ignored',
       );
     }
-    if (config.preFork === 0) await runSingle(s, inherited, startupDone);
-    else await runSupervisor(s, inherited, startupDone);
+    // Certificates are checked before the app is loaded or anything bound.
+    const tls = tlsConfig(config.ssl, config.preFork > 0);
+    if (tls) checkTls(tls);
+    if (config.preFork === 0) await runSingle(s, inherited, tls, startupDone);
+    else await runSupervisor(s, inherited, tls, startupDone);
   } catch (err) {
     s.fail(err);
   }
@@ -130,7 +134,12 @@ function guardStartup(s: Session): () => void {
   };
 }
 
-async function runSingle(s: Session, inherited: BoundListener[] | undefined, startupDone: () => void): Promise<void> {
+async function runSingle(
+  s: Session,
+  inherited: BoundListener[] | undefined,
+  tls: TlsConfig | undefined,
+  startupDone: () => void,
+): Promise<void> {
   const c = s.config;
   const app = await loadApp(c.app, c.native);
   await s.listen(inherited);
@@ -138,6 +147,7 @@ async function runSingle(s: Session, inherited: BoundListener[] | undefined, sta
     app,
     native: c.native,
     listeners: s.listeners,
+    tls: tls ? tlsOptions(tls) : undefined,
     proxyProtocol: c.proxyProtocol,
     engine: c.engine,
     serverHeader: serverHeader(c),
@@ -165,7 +175,19 @@ async function runSingle(s: Session, inherited: BoundListener[] | undefined, sta
       });
     });
   }
-  process.on('SIGHUP', () => s.log.warn('SIGHUP ignored: graceful restarts need a supervisor (run with --pre-fork=1 or more)'));
+  // No workers to restart; what SIGHUP can do here is pick up renewed certificates.
+  process.on('SIGHUP', () => {
+    if (!s.listeners.some((l) => l.tls)) {
+      s.log.warn('SIGHUP ignored: graceful restarts need a supervisor (run with --pre-fork=1 or more)');
+      return;
+    }
+    try {
+      serving.engine.reloadTls();
+      s.log.info('SIGHUP: TLS certificates reloaded (restarting the app needs --pre-fork)');
+    } catch (err) {
+      s.log.error(`SIGHUP: TLS certificates not reloaded, the old ones stay: ${firstLine(err)}`);
+    }
+  });
   process.on('SIGUSR1', () => {
     s.errorLog?.reopen();
     s.accessLog?.reopen();
@@ -173,14 +195,19 @@ async function runSingle(s: Session, inherited: BoundListener[] | undefined, sta
   s.ready(serving.addresses, `(pid ${process.pid})`);
 }
 
-async function runSupervisor(s: Session, inherited: BoundListener[] | undefined, startupDone: () => void): Promise<void> {
+async function runSupervisor(
+  s: Session,
+  inherited: BoundListener[] | undefined,
+  tls: TlsConfig | undefined,
+  startupDone: () => void,
+): Promise<void> {
   const c = s.config;
   await checkApp(c);
   await s.listen(inherited);
   // The supervisor serves nothing itself: only the workers write the access log.
   s.accessLog?.close();
   s.accessLog = undefined;
-  const supervisor = new Supervisor(c, s.listeners, {
+  const supervisor = new Supervisor(c, s.listeners, tls, {
     log: s.log,
     onReady: (addresses) => s.ready(addresses, `with ${c.preFork} worker(s) (supervisor pid ${process.pid})`),
     onExit: (code) => {

@@ -17,21 +17,16 @@
 // connections queued on a closing worker's socket are reset), it works the
 // same for Unix, abstract, systemd and Server::Starter sockets, and a port
 // in use fails once, up front. The price is a less even spread across idle
-// workers (see bench/README.md, "Pre-fork").
+// workers (see bench/README.md, "Pre-fork runner").
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 
 import { StartupError } from './errors';
 import { type BoundListener, closeListenerFds, removeSocketFiles } from './listeners';
 import type { RunnerLog } from './log';
-import type {
-  ListeningAddress,
-  SupervisorMessage,
-  WorkerConfig,
-  WorkerMessage,
-} from './messages';
-import { WORKER_CONFIG_ENV } from './messages';
+import { type ListeningAddress, type SupervisorMessage, WORKER_CONFIG_ENV, type WorkerConfig, type WorkerMessage } from './messages';
 import type { RunnerConfig } from './options';
+import type { TlsConfig } from './tls-config';
 
 const WORKER_MAIN = path.join(__dirname, 'worker-main.js');
 /** A worker that dies sooner than this after starting counts towards a crash loop. */
@@ -70,7 +65,7 @@ function workerExecArgv(): string[] {
 
 /** Spawns a worker that only loads the app, before anything is bound; throws a StartupError if it fails. */
 export function checkApp(config: RunnerConfig): Promise<void> {
-  const cfg = workerConfig(config, [], 0, 1, true);
+  const cfg = workerConfig(config, [], undefined, 0, 1, true);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...workerExecArgv(), WORKER_MAIN], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -90,7 +85,8 @@ export function checkApp(config: RunnerConfig): Promise<void> {
 
 function workerConfig(
   config: RunnerConfig,
-  listenerNames: string[],
+  listeners: BoundListener[],
+  tls: TlsConfig | undefined,
   maxRequests: number,
   generation: number,
   checkOnly: boolean,
@@ -99,7 +95,8 @@ function workerConfig(
     app: config.app,
     native: config.native,
     checkOnly,
-    listenerNames,
+    listeners: listeners.map((l) => ({ display: l.display, tls: l.tls })),
+    tls,
     proxyProtocol: config.proxyProtocol,
     engine: config.engine,
     maxRequests,
@@ -135,6 +132,8 @@ export class Supervisor {
   constructor(
     private readonly config: RunnerConfig,
     private readonly listeners: BoundListener[],
+    /** For the workers' HTTPS listeners (with ticket keys all of them share). */
+    private readonly tls: TlsConfig | undefined,
     private readonly hooks: SupervisorHooks,
   ) {
     this.size = config.preFork;
@@ -264,8 +263,7 @@ export class Supervisor {
   }
 
   private spawnWorker(): void {
-    const names = this.listeners.map((l) => l.display);
-    const cfg = workerConfig(this.config, names, this.maxRequests(), this.generation, false);
+    const cfg = workerConfig(this.config, this.listeners, this.tls, this.maxRequests(), this.generation, false);
     const child = spawn(process.execPath, [...workerExecArgv(), WORKER_MAIN], {
       // Listeners become the worker's fds 3, 4, ...; stdout/stderr are shared.
       stdio: ['ignore', 'inherit', 'inherit', ...this.listeners.map((l) => l.fd), 'ipc'],

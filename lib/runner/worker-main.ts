@@ -7,6 +7,7 @@ import { firstLine } from './errors';
 import { LogFile } from './log-file';
 import { redirectStderr, RunnerLog } from './log';
 import { type SupervisorMessage, WORKER_CONFIG_ENV, type WorkerConfig, type WorkerMessage } from './messages';
+import { tlsOptions } from './tls-config';
 import { startServing, type Serving } from './worker';
 
 function send(msg: WorkerMessage, then?: () => void): void {
@@ -98,12 +99,13 @@ async function main(): Promise<void> {
     process.exit(0);
   }
 
-  const listeners = cfg.listenerNames.map((display, i) => ({ fd: 3 + i, display }));
+  const listeners = cfg.listeners.map((l, i) => ({ fd: 3 + i, ...l }));
   try {
     serving = startServing({
       app,
       native: cfg.native,
       listeners,
+      tls: cfg.tls ? tlsOptions(cfg.tls) : undefined,
       proxyProtocol: cfg.proxyProtocol,
       engine: cfg.engine,
       serverHeader: cfg.serverHeader,

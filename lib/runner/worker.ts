@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 
 import { Feersum, type RequestHandler } from '../engine';
 import type { EngineOptions } from '../options';
+import type { TlsOptions } from '../tls';
 import { type PsgiApp, psgiHandler } from '../psgi/adapter';
 import { type AccessRecord, compileAccessLogFormat } from './access-log';
 import type { AppFunction } from './app-loader';
@@ -18,7 +19,9 @@ export interface ServeOptions {
   app: AppFunction;
   native: boolean;
   /** Listening descriptors (the engine takes them over), with names for messages. */
-  listeners: Array<{ fd: number; display: string }>;
+  listeners: Array<{ fd: number; display: string; tls: boolean }>;
+  /** For the listeners with tls: true. */
+  tls: TlsOptions | undefined;
   proxyProtocol: boolean;
   engine: EngineOptions;
   serverHeader: string | undefined;
@@ -46,7 +49,7 @@ export function startServing(opts: ServeOptions): Serving {
   // The process-wide engine, so an app that calls Feersum.endjinn() (for
   // stats, say) gets the one serving it.
   const engine = Feersum.endjinn();
-  engine.configure(opts.engine);
+  engine.configure({ ...opts.engine, serverHeader: opts.serverHeader ?? '' });
   const log = opts.log;
   engine.onError((err, req) => {
     const where = req ? ` (${req.method} ${req.uri})` : '';
@@ -58,14 +61,18 @@ export function startServing(opts: ServeOptions): Serving {
 
   let onRequest: (() => void) | undefined;
   // Pre-fork workers: replaced soon, because the worker asked (retiring) or
-  // because the supervisor is restarting (windingDown, which it can take back).
-  const state = { retiring: false, windingDown: false, closing: false };
+  // because the supervisor is restarting (windingDown, which it can take
+  // back). Meanwhile every response closes its connection (engine.drain),
+  // so keep-alive clients move to other workers after a complete response
+  // instead of finding their idle connection closed under them.
+  const state = { retiring: false, windingDown: false };
   const w = opts.worker;
   if (w) {
     engine.multiprocess = true;
     const retireOnce = (reason: string) => {
       if (state.retiring) return;
-      state.retiring = state.closing = true;
+      state.retiring = true;
+      engine.drain(true);
       w.retire(reason);
     };
     engine.harakiri = () => retireOnce('psgix.harakiri.commit');
@@ -90,12 +97,13 @@ export function startServing(opts: ServeOptions): Serving {
     ? (opts.app as unknown as RequestHandler)
     : psgiHandler(opts.app as unknown as PsgiApp);
   engine.requestHandler(
-    instrumentHandler(handler, { serverHeader: opts.serverHeader, accessLog, onRequest, worker: w ? state : undefined }),
+    instrumentHandler(handler, { accessLog, onRequest }),
   );
 
-  const addresses = opts.listeners.map(({ fd, display }) => {
+  const addresses = opts.listeners.map(({ fd, display, tls }) => {
     try {
-      return engine.acceptOnFd(fd, { proxyProtocol: opts.proxyProtocol });
+      const a = engine.acceptOnFd(fd, { proxyProtocol: opts.proxyProtocol, tls: tls ? opts.tls : undefined });
+      return { ...a, tls };
     } catch (err) {
       throw new StartupError(`cannot accept connections on ${display}: ${firstLine(err)}`);
     }
@@ -113,40 +121,20 @@ export function startServing(opts: ServeOptions): Serving {
           resolve();
         }, timeoutSeconds * 1000);
       }
-      engine.unlisten();
-      waitForFirstRequests(engine).then(() =>
-        engine.gracefulShutdown().then(() => {
-          if (timer) clearTimeout(timer);
-          resolve();
-        }),
-      );
+      // The engine serves connections whose first request is still on its
+      // way (with Connection: close) and closes only idle keep-alive ones.
+      engine.gracefulShutdown().then(() => {
+        if (timer) clearTimeout(timer);
+        resolve();
+      });
     });
     return stopping;
   };
 
   const windDown = (on: boolean) => {
     state.windingDown = on;
-    state.closing = state.retiring || on;
+    engine.drain(state.retiring || on);
   };
 
   return { engine, addresses, stop, windDown };
-}
-
-const FIRST_REQUEST_GRACE_MS = 1000;
-
-/**
- * gracefulShutdown() closes every connection that has no request in flight
- * -- including one accepted a moment ago whose request is still on its way,
- * which the client then sees reset. Until the engine keeps such connections
- * itself (as nginx does: only keep-alive connections count as idle), stop
- * accepting first and give them up to a second to become requests; this
- * ends at once when every open connection has a request in flight.
- */
-async function waitForFirstRequests(engine: Feersum): Promise<void> {
-  const deadline = Date.now() + FIRST_REQUEST_GRACE_MS;
-  for (;;) {
-    const { connections, requests } = engine.stats();
-    if (connections <= requests || Date.now() >= deadline) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
