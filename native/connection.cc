@@ -160,8 +160,21 @@ void Connection::readTls(const char* data, size_t len) {
   tls_->takeOutput(tls_out_);
   flushQueue();  // sends the alert too when the session failed
   if (closed_) return;
-  if (st == TlsSession::Status::Error) destroy();  // not TLS, a broken handshake, a refused certificate
-  else if (st == TlsSession::Status::PeerClosed) handleEof(UV_EOF);
+  if (st == TlsSession::Status::Error) {
+    destroy();  // not TLS, a broken handshake, a refused certificate
+  } else if (st == TlsSession::Status::PeerClosed) {
+    // Answer the client's close_notify with ours: a session closed cleanly
+    // stays in OpenSSL's cache (one freed without it is dropped).
+    if (!tls_close_sent_) {
+      tls_close_sent_ = true;
+      engine_->ctx().flushCorkIfOwner(this);  // responses already produced go first
+      encryptPendingAll();
+      tls_->close(tls_out_);
+      flushQueue();
+      if (closed_) return;
+    }
+    handleEof(UV_EOF);
+  }
 }
 
 bool Connection::onTlsPlain(void* self, const char* data, size_t len) {

@@ -152,6 +152,7 @@ class Connection {
   void flushQueue();
   void flushSocket();
   void encryptPending();
+  void encryptPendingAll();
   void checkDrained();
   void reportWritten();
   void armWriteTimer();

@@ -156,6 +156,11 @@ void Connection::flushQueue() {
   }
 }
 
+// Every queued plaintext into records now (before a close_notify).
+void Connection::encryptPendingAll() {
+  while (!closed_ && !wq_.empty()) encryptPending();
+}
+
 void Connection::encryptPending() {
   constexpr size_t kBatch = 64 * 1024;
   uv_buf_t iov[OutQueue::kMaxIov];

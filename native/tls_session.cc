@@ -16,6 +16,8 @@ TlsSession* TlsSession::create(TlsContext* context) {
   SSL* ssl = SSL_new(context->ctx());
   if (!ssl) return nullptr;
   TlsSession* s = new TlsSession();
+  context->ref();
+  s->context_ = context;
   s->ssl_ = ssl;
   s->rbio_ = BIO_new(BIO_s_mem());
   s->wbio_ = BIO_new(BIO_s_mem());
@@ -28,6 +30,7 @@ TlsSession* TlsSession::create(TlsContext* context) {
 
 TlsSession::~TlsSession() {
   if (ssl_) SSL_free(ssl_);
+  if (context_) context_->unref();
 }
 
 TlsSession::Status TlsSession::feed(const char* data, size_t len, char* scratch, size_t scratch_len,

@@ -44,6 +44,9 @@ class TlsSession {
  private:
   TlsSession() = default;
 
+  // Kept alive for the session: OpenSSL callbacks (SNI) reach it through
+  // the SSL_CTX, which may outlive the listener's use of it (reloadTls).
+  TlsContext* context_ = nullptr;
   SSL* ssl_ = nullptr;
   BIO* rbio_ = nullptr;  // ciphertext in
   BIO* wbio_ = nullptr;  // ciphertext out

@@ -5,7 +5,9 @@
 #   prebuilds/linux-arm64/feersum-ts.glibc.node   (cross-compiled: g++-aarch64-linux-gnu)
 #   prebuilds/MANIFEST.json                       (sha256 of native/** + binding.gyp they were built from)
 #
-# Usage: bash scripts/prebuild.sh
+# Usage: bash scripts/prebuild.sh            (also: npm run prebuilds)
+#        ARM64_NODE=/path/to/arm64-node-wrapper bash scripts/prebuild.sh
+# Needs g++, g++-aarch64-linux-gnu, binutils (file, readelf, objdump, strip).
 #
 # Node-API builds (prebuildify --napi): one binary per platform serves every
 # Node.js version from 18 on; node-gyp-build picks it at run time by
@@ -118,3 +120,15 @@ chmod 644 prebuilds/*/*.node
 echo "== prebuilds/" >&2
 (cd prebuilds && find . -type f | sort | xargs ls -l) >&2
 echo "source hash $(node -p "require('./prebuilds/MANIFEST.json').sourceHash")" >&2
+
+# --- smoke tests ------------------------------------------------------------------
+# This machine's binary under this node; the arm64 one too when ARM64_NODE
+# names a command that runs an arm64 node (e.g. a wrapper around
+# qemu-aarch64-static -L SYSROOT SYSROOT/usr/bin/node, with Debian's
+# nodejs:arm64 and its libraries unpacked into SYSROOT).
+if [ -f dist/index.js ]; then
+  node scripts/prebuild-smoke.js
+  if [ -n "${ARM64_NODE:-}" ]; then $ARM64_NODE scripts/prebuild-smoke.js; fi
+else
+  echo "dist/ not built: smoke test skipped (npm run build:ts, then node scripts/prebuild-smoke.js)" >&2
+fi

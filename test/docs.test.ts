@@ -128,7 +128,8 @@ describe('README engine options', () => {
     for (const [name, value] of Object.entries(DEFAULT_OPTIONS)) {
       const row = table.match(new RegExp(`^\\| \`${name}\` \\| ([^|]+) \\|`, 'm'));
       expect(row, `README's options table has no row for ${name}`).toBeTruthy();
-      expect(row![1].trim(), `README's default for ${name}`).toBe(String(value));
+      const shown = row![1].trim().replace(/^`(.*)`$/, '$1');
+      expect(shown, `README's default for ${name}`).toBe(typeof value === 'string' ? `'${value}'` : String(value));
     }
   });
 });

@@ -285,7 +285,11 @@ describe('examples/deploy', () => {
   );
 
   async function startRunnerSocketActivated(port: number, argv: string[], cwd: string) {
-    const child = spawn('/usr/bin/systemd-socket-activate', ['-l', `127.0.0.1:${port}`, ...argv], {
+    // systemd-socket-activate passes on only the environment it is told to (as systemd would)
+    const pass = ['PATH', 'HOME', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'PREBUILDS_ONLY', 'FEERSUM_TS_PREBUILD']
+      .filter((k) => process.env[k] !== undefined)
+      .flatMap((k) => ['-E', k]);
+    const child = spawn('/usr/bin/systemd-socket-activate', [...pass, '-l', `127.0.0.1:${port}`, ...argv], {
       cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -80,9 +80,9 @@ describe('loadBinding() when no binary loads', () => {
   });
 
   it('reports a damaged binary with the loader\'s own reason, in one line', () => {
-    const dir = packageDir('damaged', { 'build/Release/feersum.node': 'not an ELF file at all' });
+    const dir = packageDir('damaged', { [`prebuilds/${tuple}/feersum-ts.glibc.node`]: 'not an ELF file at all' });
     const m = loadError(dir).message;
-    expect(m).toContain(`the native addon ${path.join(dir, 'build', 'Release', 'feersum.node')} was found but does not load`);
+    expect(m).toContain(`the native addon ${path.join(dir, 'prebuilds', tuple, 'feersum-ts.glibc.node')} was found but does not load`);
     expect(m).toMatch(/invalid ELF header|file too short/);
     expect(m).not.toContain('\n');
   });
