@@ -23,6 +23,12 @@
 //   HS_PARALLEL [1]        s_time processes at once (s_time is one sequential
 //                          client: with 1, the rate is bounded by the round
 //                          trips and both sides' CPU in turn, not by the server)
+//   KEEPALIVE_REQUESTS [0] requests per keep-alive connection before the server
+//                          closes it, for both servers (feersum
+//                          maxKeepaliveRequests, node maxRequestsPerSocket);
+//                          0 = unlimited, node:https's default (feersum's is
+//                          1000: wrk would reconnect, with a full handshake,
+//                          every 1000 requests on each connection)
 //   KINDS ["node feersum"]
 //   SERVER_CPU [0]  CLIENT_CPUS [1]   taskset lists ('' = no pinning)
 //   OUT [bench/results/<date>-https.json]
@@ -59,6 +65,7 @@ function server(kind, port, certDir) {
       res.end(BODY);
     });
     srv.keepAliveTimeout = 600000;
+    srv.maxRequestsPerSocket = Number(process.env.KEEPALIVE_REQUESTS || 0);
     srv.on('secureConnection', (sock) => {
       if (sock.isSessionReused()) counts.tlsResumed++;
       else counts.tlsHandshakes++;
@@ -67,7 +74,7 @@ function server(kind, port, certDir) {
     srv.listen(port, '127.0.0.1', ready);
   } else if (kind === 'feersum') {
     const { Feersum } = require('..');
-    const engine = new Feersum({ keepaliveTimeout: 600 });
+    const engine = new Feersum({ keepaliveTimeout: 600, maxKeepaliveRequests: Number(process.env.KEEPALIVE_REQUESTS || 0) });
     const headers = ['Content-Type', 'text/plain'];
     engine.requestHandler((req) => req.sendResponse(200, headers, BODY));
     stats = () => engine.stats();
@@ -93,6 +100,7 @@ const cfg = {
   hsVersions: (env.HS_VERSIONS || 'default tls1_2').split(/[\s,]+/).filter(Boolean),
   hsParallel: Math.max(1, Number(env.HS_PARALLEL || 1)),
   kinds: (env.KINDS || 'node feersum').split(/[\s,]+/).filter(Boolean),
+  keepaliveRequests: Number(env.KEEPALIVE_REQUESTS || 0),
   serverCpu: env.SERVER_CPU ?? (cores >= 2 ? '0' : ''),
   clientCpus: env.CLIENT_CPUS ?? (cores >= 2 ? '1' : ''),
 };
@@ -259,6 +267,9 @@ async function measureKind(kind, certDir) {
       p99_ms: P.median(result.keepalive.runs.map((w) => w.latency.p99_ms)),
       errors: result.keepalive.runs.reduce((a, w) => a + w.errors, 0),
     };
+    // The least disturbed run (other processes on a shared machine only ever slow a run down).
+    const best = result.keepalive.runs.reduce((a, w) => (w.rps > a.rps ? w : a));
+    result.keepalive.best = { rps: best.rps, reqPerCpuSecond: best.reqPerCpuSecond, serverCpuPercent: best.serverCpuPercent, clientCpuPercent: best.clientCpuPercent };
     // 2. full handshakes, 3. resumption
     for (const [mode, bucket, versions] of [
       ['new', result.handshakes, cfg.hsVersions],
@@ -329,17 +340,18 @@ function markdown(doc) {
   L.push('');
   L.push('### Keep-alive hello world');
   L.push('');
-  L.push('| server | req/s | req/CPU-s | server CPU | wrk CPU | other load server / client core | p50 | p99 | errors |');
-  L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  L.push('| server | req/s (median) | best run req/s (server / wrk CPU) | req/CPU-s | server CPU | wrk CPU | other load server / client core | p50 | p99 | errors |');
+  L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const k of c.kinds) {
     const m = doc.results[k]?.keepalive?.median;
     if (!m) {
-      L.push(`| ${k} | failed: ${doc.results[k]?.error || 'not run'} | | | | | | | |`);
+      L.push(`| ${k} | failed: ${doc.results[k]?.error || 'not run'} | | | | | | | | |`);
       continue;
     }
     const ms = (x) => (Number.isFinite(x) ? `${x.toFixed(2)} ms` : 'n/a');
+    const b = doc.results[k].keepalive.best;
     L.push(
-      `| ${k} | ${fmt(m.rps)} | ${fmt(m.reqPerCpuSecond)} | ${pct(m.serverCpuPercent)} | ${pct(m.clientCpuPercent)} | ` +
+      `| ${k} | ${fmt(m.rps)} | ${fmt(b.rps)} (${pct(b.serverCpuPercent)} / ${pct(b.clientCpuPercent)}) | ${fmt(m.reqPerCpuSecond)} | ${pct(m.serverCpuPercent)} | ${pct(m.clientCpuPercent)} | ` +
         `${pct(m.otherLoadOnServerCorePercent)} / ${pct(m.otherLoadOnClientCorePercent)} | ${ms(m.p50_ms)} | ${ms(m.p99_ms)} | ${m.errors} |`,
     );
   }
@@ -366,6 +378,7 @@ function markdown(doc) {
   L.push('|---|---:|---|');
   const R = doc.ratios;
   L.push(`| keep-alive req/s | ${fmtRatio(R.keepalive.rps)} | >= 1.8x: ${R.keepalive.rps >= 1.8 ? 'met' : 'NOT met'} |`);
+  L.push(`| keep-alive req/s, best run of each | ${fmtRatio(R.keepalive.bestRps)} | |`);
   L.push(`| keep-alive req/CPU-s | ${fmtRatio(R.keepalive.reqPerCpuSecond)} | |`);
   for (const [v, x] of Object.entries(R.handshakes)) {
     L.push(`| full handshakes/s (${v}) | ${fmtRatio(x.perSecond)} | >= 0.9x: ${x.perSecond >= 0.9 ? 'met' : 'NOT met'} |`);
@@ -429,6 +442,7 @@ async function main() {
         g('feersum', (r) => r.keepalive?.median?.reqPerCpuSecond),
         g('node', (r) => r.keepalive?.median?.reqPerCpuSecond),
       ),
+      bestRps: ratio(g('feersum', (r) => r.keepalive?.best?.rps), g('node', (r) => r.keepalive?.best?.rps)),
     },
     handshakes: {},
     resumption: {},

@@ -243,8 +243,11 @@ export class Feersum implements EngineCore {
     return this;
   }
 
-  /** Open connections and requests in flight. */
-  stats(): { connections: number; requests: number } {
+  /**
+   * Open connections, requests in flight, and TLS handshakes so far (full,
+   * and resumed from a session cache or ticket).
+   */
+  stats(): { connections: number; requests: number; tlsHandshakes: number; tlsResumed: number } {
     return this.native.stats();
   }
 

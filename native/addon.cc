@@ -168,8 +168,10 @@ Body bodyArg(Engine* e, napi_env env, napi_value v) {
 thread_local HeadError last_head_error = HeadError::None;
 
 // Output that queued past the high-water mark makes write() return false.
-int32_t backpressure(Engine* e, Request* r) {
-  if (!e->findRequest(r->id())) return 1;
+// Looked up by id: flushing may have closed the connection and freed it.
+int32_t backpressure(Engine* e, uint64_t id) {
+  Request* r = e->findRequest(id);
+  if (!r) return kErrGone;
   size_t queued = r->conn->isHead(r) ? r->conn->queuedBytes() : r->held.bytes();
   return queued < e->config().write_high_water ? 1 : 0;
 }
@@ -245,12 +247,13 @@ napi_value Write(napi_env env, napi_callback_info info) {
   if (!r) return toJs(env, kErrGone);
   Body body = bodyArg(e, env, a.argv[1]);
   if (!body.ok) return toJs(env, kErrBadBody);
+  uint64_t id = r->id();
   int rc = kOk;
   for (BodyPart& p : body.parts)
-    if (rc == kOk) rc = writeBody(e, r, p);
+    if (rc == kOk) rc = writeBody(e, r, p);  // r stays valid memory even if the connection closed
     else if (p.ref) napi_delete_reference(env, p.ref);
   e->afterJsCall();
-  return toJs(env, rc == kOk ? backpressure(e, r) : rc);
+  return toJs(env, rc == kOk ? backpressure(e, id) : rc);
 }
 
 napi_value End(napi_env env, napi_callback_info info) {

@@ -417,7 +417,7 @@ void Connection::closeWhenIdle() {
   bool idle = req_head_ == nullptr && body_req_ == nullptr && requests_ > 0 && inbuf_len_ == 0;
   if (idle) {
     // No response to protect with a lingering close.
-    if (drained()) destroy();
+    if (drained()) closeIdle();
     else startClosing();
     return;
   }
@@ -462,6 +462,18 @@ void Connection::afterOutputDrained() {
   updateReading();
 }
 
+// Closes a connection with nothing in flight. A TLS client still hears a
+// close_notify first (best effort: the socket is idle, so it goes at once),
+// which also keeps its session resumable.
+void Connection::closeIdle() {
+  if (tls_ && !tls_close_sent_ && tls_->handshakeDone()) {
+    tls_close_sent_ = true;
+    tls_->close(tls_out_);
+    flushQueue();
+  }
+  destroy();
+}
+
 void Connection::onShutdown(uv_shutdown_t* req, int status) {
   Connection* c = static_cast<Connection*>(req->data);
   std::free(req);
@@ -482,12 +494,14 @@ void Connection::destroy() {
   e->ctx().dropCorkIfOwner(this);
   // Everything still in flight is aborted; JavaScript hears about the
   // requests that asked to.
-  auto abort = [e](Request* r) {
+  auto abort = [this, e](Request* r) {
     if (r->dispatched && (r->notify || r->body_mode == BodyMode::Streaming))
       e->queueEvent(ConnEvent::Abort, r);
     r->held.clear(e->env());
     r->body_buf.release();
-    e->freeRequest(r);
+    e->retireRequest(r);
+    r->next = graveyard_;
+    graveyard_ = r;
   };
   if (body_req_ && body_req_->response == ResponseState::Complete && !body_req_->awaiting_written) {
     // Its response is done but it was still draining a body: not listed below.
@@ -517,6 +531,11 @@ void Connection::onClose(uv_handle_t* h) {
   Connection* c = static_cast<Connection*>(h->data);
   Engine* e = c->engine_;
   if (c->tunneled_) e->tunnelClosed();
+  while (c->graveyard_) {
+    Request* r = c->graveyard_;
+    c->graveyard_ = r->next;
+    e->releaseRequest(r);
+  }
   c->wq_.clear(e->env());
   c->tls_out_.clear(e->env());
   delete c->tls_;
@@ -546,9 +565,11 @@ void Connection::onTimeout(TimerNode* node, TimeoutKind kind) {
       }
       destroy();
       return;
+    case TimeoutKind::KeepAlive:
+      closeIdle();
+      return;
     case TimeoutKind::Body:
     case TimeoutKind::Write:
-    case TimeoutKind::KeepAlive:
     case TimeoutKind::Linger:
     case TimeoutKind::Handler:
     case TimeoutKind::Count:

@@ -149,6 +149,7 @@ class Connection {
  private:
 
   // Output.
+  bool useCork(size_t n, bool by_ref);
   void flushQueue();
   void flushSocket();
   void encryptPending();
@@ -160,6 +161,7 @@ class Connection {
   void written(size_t n);
   void afterOutputDrained();
   void startClosing();
+  void closeIdle();
   void maybeFree(Request* r);
   bool corked() const;
 
@@ -182,6 +184,9 @@ class Connection {
   // The request whose body is being read (at most one: bodies are in order).
   Request* body_req_ = nullptr;
   Request* tunnel_ = nullptr;  // see startTunnel; null again once its output ended
+  // Requests of a destroyed connection: unreachable from JavaScript at once,
+  // freed in onClose, so native code still holding one on the stack stays safe.
+  Request* graveyard_ = nullptr;
   bool tunneled_ = false;      // counted in the engine's tunnels
   uint64_t body_remaining_ = 0;  // Content-Length framing
   bool body_chunked_ = false;

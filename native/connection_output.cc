@@ -17,32 +17,30 @@ size_t Connection::queuedBytes() const {
   return n;
 }
 
+// Where the next output of the head-of-line response goes: the loop's cork
+// (true; this connection owns it and it has room), or behind the output
+// already waiting for the socket (false), where corking gains nothing, as
+// for a copy too large for the cork.
+bool Connection::useCork(size_t n, bool by_ref) {
+  LoopContext& ctx = engine_->ctx();
+  Cork& cork = ctx.cork;
+  if (cork.owner == this && (by_ref ? cork.fitsRef() : cork.fits(n))) return true;
+  ctx.flushCork();
+  if (!wq_.empty() || write_in_flight_ || (!by_ref && n > Cork::kSize / 2)) return false;
+  cork.owner = this;
+  return true;
+}
+
 bool Connection::emitCopy(Request* r, const char* p, size_t n) {
   if (closed_) return false;
   if (r != req_head_) return r->held.appendCopy(p, n);
   out_pos_ += n;
-  LoopContext& ctx = engine_->ctx();
-  Cork& cork = ctx.cork;
-  if (cork.owner != this) {
-    ctx.flushCork();
-    if (!wq_.empty() || write_in_flight_) {
-      // Already waiting on the socket: queue behind it, no point corking.
-      if (!wq_.appendCopy(p, n)) return false;
-      flushQueue();
-      return true;
-    }
-    cork.owner = this;
+  if (useCork(n, false)) {
+    engine_->ctx().cork.addCopy(p, n);
+    return true;
   }
-  if (!cork.fits(n)) {
-    ctx.flushCork();
-    if (n > Cork::kSize / 2 || !wq_.empty() || write_in_flight_) {
-      if (!wq_.appendCopy(p, n)) return false;
-      flushQueue();
-      return true;
-    }
-    cork.owner = this;
-  }
-  cork.addCopy(p, n);
+  if (!wq_.appendCopy(p, n)) return false;
+  flushQueue();
   return true;
 }
 
@@ -50,22 +48,12 @@ bool Connection::emitRef(Request* r, const char* p, size_t n, napi_ref ref) {
   if (closed_) return false;
   if (r != req_head_) return r->held.appendRef(p, n, ref);
   out_pos_ += n;
-  LoopContext& ctx = engine_->ctx();
-  Cork& cork = ctx.cork;
-  if (cork.owner != this) {
-    ctx.flushCork();
-    if (!wq_.empty() || write_in_flight_) {
-      if (!wq_.appendRef(p, n, ref)) return false;
-      flushQueue();
-      return true;
-    }
-    cork.owner = this;
+  if (useCork(n, true)) {
+    engine_->ctx().cork.addRef(p, n, ref);
+    return true;
   }
-  if (!cork.fitsRef()) {
-    ctx.flushCork();
-    cork.owner = this;
-  }
-  cork.addRef(p, n, ref);
+  if (!wq_.appendRef(p, n, ref)) return false;
+  flushQueue();
   return true;
 }
 
@@ -73,9 +61,27 @@ void Connection::writeCorked(Cork& cork) {
   if (closed_) return;
   size_t total = cork.bytes();
   if (tls_) {
-    if (wq_.empty()) {
-      // Straight into TLS records: the cork's bytes become as few records as
-      // their segments allow (a head and a small body are one).
+    if (wq_.empty() && tls_out_.empty() && !write_in_flight_) {
+      // Straight into TLS records (as few as the cork's segments allow: a
+      // head and a small body are one) and from the session's buffer to the
+      // socket; only what the socket does not take is copied.
+      for (int i = 0; i < cork.nsegs; ++i) {
+        if (!tls_->encryptInPlace(cork.segs[i].data, cork.segs[i].len)) {
+          destroy();
+          return;
+        }
+      }
+      const char* p;
+      size_t n = tls_->peekOutput(&p);
+      uv_buf_t b = uv_buf_init(const_cast<char*>(p), static_cast<unsigned>(n));
+      int w = tryWriteSocket(&b, 1);
+      if (w < 0 || (static_cast<size_t>(w) < n && !tls_out_.appendCopy(p + w, n - w))) {
+        destroy();
+        return;
+      }
+      tls_->discardOutput();
+      written(total);
+    } else if (wq_.empty()) {
       for (int i = 0; i < cork.nsegs; ++i) {
         if (!tls_->encrypt(cork.segs[i].data, cork.segs[i].len, tls_out_)) {
           destroy();

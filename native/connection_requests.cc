@@ -421,6 +421,7 @@ int Connection::watch(Request* r) {
 }
 
 void Connection::maybeFree(Request* r) {
+  if (closed_) return;  // destroy() took care of every request
   if (r->response != ResponseState::Complete || r->awaiting_written || r->queued || r->pinned ||
       r == body_req_)
     return;

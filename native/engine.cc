@@ -220,9 +220,12 @@ Request* Engine::newRequest(Connection* c) {
   return r;
 }
 
-void Engine::freeRequest(Request* r) {
+void Engine::retireRequest(Request* r) {
   timers_->cancel(&r->handler_timer);
   requests_.remove(r);
+}
+
+void Engine::releaseRequest(Request* r) {
   r->held.clear(env_);
   r->~Request();
   request_pool_.release(r);

@@ -93,7 +93,14 @@ class Engine {
   }
 
   Request* newRequest(Connection* c);
-  void freeRequest(Request* r);
+  void freeRequest(Request* r) {
+    retireRequest(r);
+    releaseRequest(r);
+  }
+  // Its id stops resolving (JavaScript can no longer reach it)...
+  void retireRequest(Request* r);
+  // ...and its memory goes back to the pool (may be later, see Connection::destroy).
+  void releaseRequest(Request* r);
   Request* findRequest(uint64_t id) const { return requests_.find(id); }
 
   // Hands a request to JavaScript (the one call per request).

@@ -105,6 +105,7 @@ int respond(Engine* e, Request* r, int status, const HeaderBlock& headers, BodyP
       if (parts[i].len && !emitPart(r, parts[i], parts[i].len)) rc = kErrNoMemory;
   }
   for (size_t i = 0; i < nparts; ++i) releasePart(e, parts[i]);
+  if (rc != kOk && r->conn->closed()) return kErrGone;
   if (rc != kOk) {
     // Nothing of a refused head reached the output; a failure after it
     // leaves the connection out of step, so it closes.
@@ -150,7 +151,7 @@ int writeBody(Engine* e, Request* r, BodyPart& part) {
     ok = emitPart(r, part, len);
   }
   releasePart(e, part);
-  if (!ok) return kErrNoMemory;
+  if (!ok) return c->closed() ? kErrGone : kErrNoMemory;
   // A stream that ignores backpressure (write() returning false, pollCb)
   // is stopped at a hard cap rather than growing without bound.
   size_t queued = c->isHead(r) ? c->queuedBytes() : r->held.bytes();
@@ -174,7 +175,8 @@ int endResponse(Engine* e, Request* r) {
   int rc = kOk;
   if (r->chunked_out) {
     static const char kLastChunk[] = "0\r\n\r\n";
-    if (!r->conn->emitCopy(r, kLastChunk, sizeof kLastChunk - 1)) rc = kErrNoMemory;
+    if (!r->conn->emitCopy(r, kLastChunk, sizeof kLastChunk - 1))
+      return r->conn->closed() ? kErrGone : kErrNoMemory;
   }
   if (r->length_out && r->out_remaining > 0) {
     // Fewer bytes than declared: the client sees the connection close early.

@@ -69,7 +69,7 @@ bool TlsSession::takeOutput(OutQueue& out) {
   return ok;
 }
 
-bool TlsSession::encrypt(const char* data, size_t len, OutQueue& out) {
+bool TlsSession::encryptInPlace(const char* data, size_t len) {
   while (len > 0) {
     // At most one full record per call keeps records as large as possible.
     int chunk = len > 16384 ? 16384 : static_cast<int>(len);
@@ -81,7 +81,20 @@ bool TlsSession::encrypt(const char* data, size_t len, OutQueue& out) {
     data += n;
     len -= static_cast<size_t>(n);
   }
-  return takeOutput(out);
+  return true;
+}
+
+size_t TlsSession::peekOutput(const char** data) const {
+  char* p = nullptr;
+  long n = BIO_get_mem_data(wbio_, &p);
+  *data = p;
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+
+void TlsSession::discardOutput() { (void)BIO_reset(wbio_); }
+
+bool TlsSession::encrypt(const char* data, size_t len, OutQueue& out) {
+  return encryptInPlace(data, len) && takeOutput(out);
 }
 
 void TlsSession::close(OutQueue& out) {

@@ -29,6 +29,11 @@ class TlsSession {
   // Moves ciphertext the session produced by itself (handshake, tickets,
   // alerts, close_notify) to out.
   bool takeOutput(OutQueue& out);
+  // Encrypts into the session's own buffer; peekOutput/discardOutput then let
+  // the caller write the records straight from it (no copy on the fast path).
+  bool encryptInPlace(const char* data, size_t len);
+  size_t peekOutput(const char** data) const;
+  void discardOutput();
   // Queues a close_notify alert.
   void close(OutQueue& out);
 

@@ -290,7 +290,9 @@ export function loadLoop(
 /** curl, asynchronously (never block the test's event loop: the server may be in this process's test). */
 export function curl(args: string[], timeout = 15000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('curl', ['-sS', '--max-time', String(timeout / 1000), ...args], { timeout: timeout + 2000 }, (err, stdout, stderr) => {
+    // Not the sanitizer runtime an ASan test run preloads into Node.
+    const env = { ...process.env, LD_PRELOAD: '' };
+    execFile('curl', ['-sS', '--max-time', String(timeout / 1000), ...args], { timeout: timeout + 2000, env }, (err, stdout, stderr) => {
       const code = err ? Number((err as NodeJS.ErrnoException).code ?? 1) : 0;
       resolve({ code, stdout, stderr });
     });

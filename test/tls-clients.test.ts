@@ -155,7 +155,7 @@ describe('pipelining over a raw TLS socket', () => {
   it('pipelined requests then close_notify + FIN (half-close): answered when the handler is synchronous, as over plain HTTP', async () => {
     const s = await serve((req) => req.sendResponse(200, [], req.uri));
     for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
-      const c = tlsClient(s.port, { ca: fx.ca.certPem, maxVersion, allowHalfOpen: true });
+      const c = tlsClient(s.port, { ca: fx.ca.certPem, maxVersion });
       await c.secure;
       c.sock.end('GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n');
       await waitFor(() => c.closed, 10000, 'close');
@@ -239,6 +239,41 @@ describe('TLS records on the wire', () => {
       close: () => proxy.close(),
     };
   }
+
+  it('TLS 1.2: every way the server closes a connection after the handshake ends with close_notify', async () => {
+    const s = await startTlsServer((req) => req.sendResponse(200, [], 'ok'), { key: fx.server.key, cert: fx.server.cert }, {
+      keepaliveTimeout: 1,
+      headerTimeout: 1,
+    });
+    servers.push(s);
+    const proxy = await recordingProxy(s.port);
+    try {
+      const results: Record<string, string> = {};
+      for (const [how, request] of [
+        ['Connection: close', 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'],
+        ['keepaliveTimeout on an idle connection', 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'],
+        ['headerTimeout in the middle of a head (408)', 'GET / HTTP/1.1\r\n'],
+      ]) {
+        const mark = proxy.length;
+        const c = tlsClient(proxy.port, { ca: fx.ca.certPem, servername: 'localhost', maxVersion: 'TLSv1.2' });
+        await c.secure;
+        await sleep(50);
+        c.sock.write(request);
+        await waitFor(() => c.closed, 5000, `${how}: close`);
+        await sleep(50);
+        const recs = proxy.records(mark);
+        // The last record the server sent: an alert (21 = close_notify, encrypted) rather than data.
+        results[how] = recs[recs.length - 1]?.type === 0x15 ? 'close_notify' : `last record type ${recs[recs.length - 1]?.type}`;
+      }
+      expect(results).toEqual({
+        'Connection: close': 'close_notify',
+        'keepaliveTimeout on an idle connection': 'close_notify',
+        'headerTimeout in the middle of a head (408)': 'close_notify',
+      });
+    } finally {
+      proxy.close();
+    }
+  });
 
   for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
     it(`${maxVersion}: a response is one TLS record; 16 pipelined responses share one record`, async () => {

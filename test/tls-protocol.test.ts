@@ -5,6 +5,7 @@
 // resumption (tickets, the session cache, shared ticketKeys) counted in
 // stats().tlsResumed.
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -333,6 +334,30 @@ describe('session resumption', () => {
       expect(after.tlsHandshakes - before.tlsHandshakes).toBe(0);
     });
   }
+
+  it('TLS 1.2 without tickets: the session cache resumes after the server closed an idle keep-alive connection (keepaliveTimeout)', async () => {
+    // Node's client without tickets (SSL_OP_NO_TICKET): only the session id can resume.
+    const s = await startTlsServer(describeHandler, { key: fx.server.key, cert: fx.server.cert }, { keepaliveTimeout: 1 });
+    servers.push(s);
+    const opts = { ca: fx.ca.certPem, maxVersion: 'TLSv1.2' as const, secureOptions: crypto.constants.SSL_OP_NO_TICKET };
+    const first = tlsClient(s.port, opts);
+    let session: Buffer | undefined;
+    first.sock.on('session', (x: Buffer) => (session = x));
+    await first.secure;
+    first.sock.write('GET /idle HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => first.closed, 5000, 'the keep-alive timeout to close the connection');
+    expect(parseResponses(first.data)[0].status).toBe(200);
+    expect(session).toBeInstanceOf(Buffer);
+    const before = tlsStats(s.engine);
+    const again = tlsClient(s.port, { ...opts, session });
+    await again.secure;
+    const reused = again.sock.isSessionReused();
+    expect(reused).toBe(true);
+    // In an abbreviated TLS 1.2 handshake the server finishes on the client's
+    // Finished, which arrives just after the client's 'secureConnect'.
+    await waitFor(() => tlsStats(s.engine).tlsResumed - before.tlsResumed === 1, 3000, 'the resumed handshake counted');
+    again.sock.destroy();
+  });
 
   it('TLS 1.3 tickets with s_client -sess_out/-sess_in', async () => {
     const s = await serve();
