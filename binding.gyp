@@ -18,6 +18,7 @@
         "native/loop_context.cc",
         "native/timers.cc",
         "native/http_parser.cc",
+        "native/http_scan.cc",
         "native/chunked_decoder.cc",
         "native/request_probe.cc",
         "native/probe_binding.cc"

@@ -50,6 +50,7 @@ export interface AddressInfo {
 }
 
 const INTERNAL_ERROR_HEADERS = 'Content-Type\ntext/plain';
+const INTERNAL_ERROR_CLOSE_HEADERS = 'Content-Type\ntext/plain\nConnection\nclose';
 
 function defaultErrorHook(err: unknown, req?: FeersumRequest): void {
   const where = req ? ` (${req.method} ${req.uri})` : '';
@@ -328,7 +329,9 @@ export class Feersum implements EngineCore {
     req._watchCleanup();
     if (req._detached || req._responseDone) return;
     if (!req._responseStarted) {
-      const rc = this.native.respond(req.id, 500, INTERNAL_ERROR_HEADERS, 2, 'Internal Server Error\n');
+      const rc = req._closeAfterError
+        ? this.native.respond(req.id, 500, INTERNAL_ERROR_CLOSE_HEADERS, 4, 'Internal Server Error\n')
+        : this.native.respond(req.id, 500, INTERNAL_ERROR_HEADERS, 2, 'Internal Server Error\n');
       if (rc === 0 || rc === ERR_GONE) {
         req._markDone();
         return;

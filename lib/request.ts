@@ -92,6 +92,7 @@ export class FeersumRequest {
   /** @internal psgix.io: the socket once taken (or a destroyed one when it could not be). */
   _ioSocket: Socket | undefined = undefined;
   /** @internal */ _watched = false;
+  /** @internal The 500 for this request's failure closes the connection. */ _closeAfterError = false;
   /** @internal The connection went away before the response was complete. */ _aborted = false;
   private readonly targetOff: number;
   private readonly targetLen: number;
@@ -373,6 +374,9 @@ export class FeersumRequest {
       case ERR_BAD_STATUS:
         throw new RangeError('invalid status code (100-199 only through informational(), 200-999 otherwise)');
       case ERR_LENGTH_MISMATCH:
+        // The 500 that replaces it closes the connection (DESIGN: a length
+        // mismatch never leaves the connection open), though nothing was sent.
+        this._closeAfterError = true;
         throw new Error('Content-Length header does not match the body length');
       case ERR_BAD_BODY:
         throw new TypeError('body must be a string, Buffer, Uint8Array or an array of them');

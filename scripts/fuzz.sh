@@ -58,8 +58,8 @@ node "$fuzz/gen_seeds.js" "$out/seeds"
 flags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -Wall -Wextra -I"$root/native")
 declare -A sources=(
-  [request]="native/http_parser.cc native/chunked_decoder.cc native/request_probe.cc"
-  [chunked]="native/http_parser.cc native/chunked_decoder.cc"
+  [request]="native/http_parser.cc native/http_scan.cc native/chunked_decoder.cc native/request_probe.cc"
+  [chunked]="native/http_parser.cc native/http_scan.cc native/chunked_decoder.cc"
   [proxy]="native/proxy_protocol.cc"
 )
 declare -A dicts=([request]=http.dict [chunked]=http.dict [proxy]=proxy.dict)

@@ -101,8 +101,12 @@ describe('complete responses', () => {
     const errors: unknown[] = [];
     server = await startServer((req) => req.sendResponse(200, ['Content-Length', '10'], 'short'));
     server.engine.onError((err) => errors.push(err));
-    const { data } = await rawExchange(server.port, GET('/', 'Connection: close\r\n'));
-    expect(parseResponses(data)[0].status).toBe(500);
+    // Keep-alive requested: the 500 still closes the connection (never left out of step).
+    const { data, closed } = await rawExchange(server.port, GET('/') + GET('/'));
+    const rs = parseResponses(data);
+    expect(rs.map((r) => r.status)).toEqual([500]);
+    expect(rs[0].headers.connection).toBe('close');
+    expect(closed).toBe(true);
     expect(String(errors[0])).toMatch(/Content-Length/);
   });
 

@@ -28,6 +28,7 @@ node "$here/gen_corpus.js" "$corpus" "$out/corpus.inc"
 
 sources=(
   "$root/native/http_parser.cc"
+  "$root/native/http_scan.cc"
   "$root/native/chunked_decoder.cc"
   "$root/native/request_probe.cc"
   "$here/parser_unit.cc"
