@@ -4,6 +4,7 @@
       "target_name": "feersum",
       "sources": [
         "native/addon.cc",
+        "native/addon_setup.cc",
         "native/engine.cc",
         "native/listener.cc",
         "native/proxy_protocol.cc",
