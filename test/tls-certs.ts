@@ -19,7 +19,10 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 
+import { afterAll, beforeAll } from 'vitest';
+
 import { Feersum, type EngineOptions, type FeersumRequest, type ListenOptions } from '../lib/index';
+import { openFdCount } from './helpers';
 
 export const ENCRYPTED_PASSPHRASE = 'correct horse battery staple';
 
@@ -219,6 +222,28 @@ export interface TlsServer {
   port: number;
   errors: unknown[];
   close(): Promise<void>;
+}
+
+/** What a TLS suite shares: the fixtures (made in beforeAll), the fd count
+ *  before them, and the servers it started (closed in afterAll). */
+export interface TlsSuite {
+  fx: Fixtures;
+  baselineFds: number;
+  servers: TlsServer[];
+}
+
+/** Registers the suite's beforeAll/afterAll hooks; call at the top of a test file. */
+export function tlsSuite(): TlsSuite {
+  const suite = { baselineFds: 0, servers: [] } as unknown as TlsSuite;
+  beforeAll(async () => {
+    suite.baselineFds = openFdCount();
+    suite.fx = await makeFixtures();
+  }, 60000);
+  afterAll(async () => {
+    for (const s of suite.servers.splice(0)) await s.close();
+    removeFixtures(suite.fx);
+  });
+  return suite;
 }
 
 /** An engine with one HTTPS listener on 127.0.0.1 (port 0). */

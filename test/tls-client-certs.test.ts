@@ -5,7 +5,7 @@
 // about the certificate (subject/issuer RFC 2253, serial, PEM).
 import https from 'node:https';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { openFdCount, sleep, waitFor } from './helpers';
 import {
@@ -13,30 +13,16 @@ import {
   curl,
   type Described,
   describeHandler,
-  type Fixtures,
   httpsRequest,
-  makeFixtures,
-  removeFixtures,
   run,
   startTlsServer,
   type TlsListenOptions,
   type TlsServer,
   tlsStats,
+  tlsSuite,
 } from './tls-certs';
 
-let fx: Fixtures;
-let baselineFds = 0;
-const servers: TlsServer[] = [];
-
-beforeAll(async () => {
-  baselineFds = openFdCount();
-  fx = await makeFixtures();
-}, 60000);
-
-afterAll(async () => {
-  for (const s of servers.splice(0)) await s.close();
-  removeFixtures(fx);
-});
+const suite = tlsSuite();
 
 type Mode = 'none' | 'optional' | 'require';
 
@@ -50,13 +36,13 @@ const byMode = new Map<Mode, TlsServer>();
 async function server(mode: Mode, extra: Partial<TlsListenOptions> = {}): Promise<TlsServer> {
   if (!Object.keys(extra).length && byMode.has(mode)) return byMode.get(mode)!;
   const s = await startTlsServer(describeHandler, {
-    key: fx.server.key,
-    cert: fx.server.cert,
-    ca: fx.ca.cert,
+    key: suite.fx.server.key,
+    cert: suite.fx.server.cert,
+    ca: suite.fx.ca.cert,
     ...MODE_OPTIONS[mode],
     ...extra,
   });
-  servers.push(s);
+  suite.servers.push(s);
   if (!Object.keys(extra).length) byMode.set(mode, s);
   return s;
 }
@@ -68,7 +54,7 @@ const VERSIONS = [
 
 type Who = 'no certificate' | 'trusted certificate' | 'untrusted certificate';
 const certFor = (who: Who): CertFiles | undefined =>
-  who === 'trusted certificate' ? fx.client : who === 'untrusted certificate' ? fx.rogueClient : undefined;
+  who === 'trusted certificate' ? suite.fx.client : who === 'untrusted certificate' ? suite.fx.rogueClient : undefined;
 
 /** What req.tls must say (and about which certificate), or 'refused' when the handshake must fail. */
 function expected(mode: Mode, who: Who): 'refused' | { verify: string; cert?: 'client' | 'rogueClient' } {
@@ -97,10 +83,10 @@ function expectClientFields(tls: NonNullable<Described['tls']>, verify: string, 
 describe('the fixtures', () => {
   it('are what the assertions below rely on', () => {
     // Sanity of the test data itself (openssl's own view of the certificates).
-    expect(fx.client.subject).toBe('CN=alice,OU=QA,O=Feersum\\, Tests,C=DE');
-    expect(fx.client.issuer).toBe('CN=Feersum Test CA');
-    expect(fx.client.serial).toBe('0A1B2C3D4E5F60');
-    expect(fx.rogueClient.issuer).toBe('CN=Rogue CA');
+    expect(suite.fx.client.subject).toBe('CN=alice,OU=QA,O=Feersum\\, Tests,C=DE');
+    expect(suite.fx.client.issuer).toBe('CN=Feersum Test CA');
+    expect(suite.fx.client.serial).toBe('0A1B2C3D4E5F60');
+    expect(suite.fx.rogueClient.issuer).toBe('CN=Rogue CA');
   });
 });
 
@@ -112,7 +98,7 @@ for (const mode of ['none', 'optional', 'require'] as Mode[]) {
         it(`${v.name}, ${who}: ${want === 'refused' ? 'handshake refused, connection closed' : want.verify}`, async () => {
           const s = await server(mode);
           const cert = certFor(who);
-          const args = ['--cacert', fx.ca.cert, ...v.flags];
+          const args = ['--cacert', suite.fx.ca.cert, ...v.flags];
           if (cert) args.push('--cert', cert.cert, '--key', cert.key);
           const r = await curl(s.port, args);
           if (want === 'refused') {
@@ -130,11 +116,11 @@ for (const mode of ['none', 'optional', 'require'] as Mode[]) {
             const d = JSON.parse(body) as Described;
             expect(d.scheme).toBe('https');
             expect(d.tls!.protocol).toBe(v.protocol);
-            expectClientFields(d.tls!, want.verify, want.cert && fx[want.cert]);
+            expectClientFields(d.tls!, want.verify, want.cert && suite.fx[want.cert]);
           }
           // Refused or not, the connection is gone and the server still serves.
           await waitFor(() => s.engine.stats().connections === 0, 10000, 'the connection to close');
-          const ok = await curl(s.port, ['--cacert', fx.ca.cert, '--cert', fx.client.cert, '--key', fx.client.key]);
+          const ok = await curl(s.port, ['--cacert', suite.fx.ca.cert, '--cert', suite.fx.client.cert, '--key', suite.fx.client.key]);
           expect(ok.stdout.endsWith('\n200')).toBe(true);
         });
       }
@@ -145,83 +131,83 @@ for (const mode of ['none', 'optional', 'require'] as Mode[]) {
 describe('more client certificates', () => {
   it('serial matches `openssl x509 -serial` and PEM matches the file, via node:https too', async () => {
     const s = await server('require');
-    const r = await httpsRequest(s.port, { ca: fx.ca.certPem, cert: fx.client.certPem, key: fx.client.keyPem, agent: false });
+    const r = await httpsRequest(s.port, { ca: suite.fx.ca.certPem, cert: suite.fx.client.certPem, key: suite.fx.client.keyPem, agent: false });
     const d = JSON.parse(r.body.toString()) as Described;
-    const cli = await run('openssl', ['x509', '-in', fx.client.cert, '-noout', '-serial']);
+    const cli = await run('openssl', ['x509', '-in', suite.fx.client.cert, '-noout', '-serial']);
     expect(`serial=${d.tls!.clientSerial}`).toBe(cli.stdout.trim());
-    expectClientFields(d.tls!, 'SUCCESS', fx.client);
+    expectClientFields(d.tls!, 'SUCCESS', suite.fx.client);
     // The PEM the server reports parses back to the same certificate.
     const fp = await run('openssl', ['x509', '-noout', '-fingerprint', '-sha256'], { input: d.tls!.clientCert });
-    const fpFile = await run('openssl', ['x509', '-noout', '-fingerprint', '-sha256', '-in', fx.client.cert]);
+    const fpFile = await run('openssl', ['x509', '-noout', '-fingerprint', '-sha256', '-in', suite.fx.client.cert]);
     expect(fp.stdout).toBe(fpFile.stdout);
   });
 
   it('a client certificate issued by an intermediate CA, chain sent by the client: SUCCESS (require)', async () => {
     const s = await server('require');
-    const r = await curl(s.port, ['--cacert', fx.ca.cert, '--cert', fx.chainClient.cert, '--key', fx.chainClient.key]);
+    const r = await curl(s.port, ['--cacert', suite.fx.ca.cert, '--cert', suite.fx.chainClient.cert, '--key', suite.fx.chainClient.key]);
     expect(r.stderr).toBe('');
     const [body, code] = r.stdout.split('\n');
     expect(code).toBe('200');
     const d = JSON.parse(body) as Described;
-    expectClientFields(d.tls!, 'SUCCESS', fx.chainClient);
+    expectClientFields(d.tls!, 'SUCCESS', suite.fx.chainClient);
     expect(d.tls!.clientIssuer).toBe('CN=Feersum Intermediate CA');
   });
 
   it('an expired client certificate: FAILED:certificate has expired (optional), refused (require)', async () => {
     const opt = await server('optional');
-    const r = await curl(opt.port, ['--cacert', fx.ca.cert, '--cert', fx.expiredClient.cert, '--key', fx.expiredClient.key]);
+    const r = await curl(opt.port, ['--cacert', suite.fx.ca.cert, '--cert', suite.fx.expiredClient.cert, '--key', suite.fx.expiredClient.key]);
     const [body, code] = r.stdout.split('\n');
     expect(code).toBe('200');
-    expectClientFields((JSON.parse(body) as Described).tls!, 'FAILED:certificate has expired', fx.expiredClient);
+    expectClientFields((JSON.parse(body) as Described).tls!, 'FAILED:certificate has expired', suite.fx.expiredClient);
 
     const req = await server('require');
-    const bad = await curl(req.port, ['--cacert', fx.ca.cert, '--cert', fx.expiredClient.cert, '--key', fx.expiredClient.key]);
+    const bad = await curl(req.port, ['--cacert', suite.fx.ca.cert, '--cert', suite.fx.expiredClient.cert, '--key', suite.fx.expiredClient.key]);
     expect([35, 56]).toContain(bad.code);
     expect(bad.stdout).toBe('\n000');
   });
 
   it('require mode with SNI: the SNI certificate is served and client verification still applies', async () => {
-    const s = await server('require', { sni: { 'other.test': { key: fx.other.key, cert: fx.other.cert } } });
+    const s = await server('require', { sni: { 'other.test': { key: suite.fx.other.key, cert: suite.fx.other.cert } } });
     const resolve = ['--resolve', `other.test:${s.port}:127.0.0.1`];
     const url = `https://other.test:${s.port}/`;
-    const good = await run('curl', ['-sS', '-w', '\n%{http_code}', '--cacert', fx.ca.cert, ...resolve, '--cert', fx.client.cert, '--key', fx.client.key, url]);
+    const good = await run('curl', ['-sS', '-w', '\n%{http_code}', '--cacert', suite.fx.ca.cert, ...resolve, '--cert', suite.fx.client.cert, '--key', suite.fx.client.key, url]);
     expect(good.stderr).toBe('');
     const [body, code] = good.stdout.split('\n');
     expect(code).toBe('200');
     const d = JSON.parse(body) as Described;
     expect(d.tls!.serverName).toBe('other.test');
-    expectClientFields(d.tls!, 'SUCCESS', fx.client);
-    for (const extra of [[], ['--cert', fx.rogueClient.cert, '--key', fx.rogueClient.key]]) {
-      const bad = await run('curl', ['-sS', '-w', '\n%{http_code}', '--cacert', fx.ca.cert, ...resolve, ...extra, url]);
+    expectClientFields(d.tls!, 'SUCCESS', suite.fx.client);
+    for (const extra of [[], ['--cert', suite.fx.rogueClient.cert, '--key', suite.fx.rogueClient.key]]) {
+      const bad = await run('curl', ['-sS', '-w', '\n%{http_code}', '--cacert', suite.fx.ca.cert, ...resolve, ...extra, url]);
       expect([35, 56]).toContain(bad.code);
       expect(bad.stdout).toBe('\n000');
     }
   });
 
   it('optional mode with SNI: an untrusted certificate is reported FAILED on the SNI context too', async () => {
-    const s = await server('optional', { sni: { 'other.test': { key: fx.other.key, cert: fx.other.cert } } });
+    const s = await server('optional', { sni: { 'other.test': { key: suite.fx.other.key, cert: suite.fx.other.cert } } });
     const r = await run('curl', [
-      '-sS', '-w', '\n%{http_code}', '--cacert', fx.ca.cert, '--resolve', `other.test:${s.port}:127.0.0.1`,
-      '--cert', fx.rogueClient.cert, '--key', fx.rogueClient.key, `https://other.test:${s.port}/`,
+      '-sS', '-w', '\n%{http_code}', '--cacert', suite.fx.ca.cert, '--resolve', `other.test:${s.port}:127.0.0.1`,
+      '--cert', suite.fx.rogueClient.cert, '--key', suite.fx.rogueClient.key, `https://other.test:${s.port}/`,
     ]);
     const [body, code] = r.stdout.split('\n');
     expect(code).toBe('200');
     const d = JSON.parse(body) as Described;
     expect(d.tls!.serverName).toBe('other.test');
-    expectClientFields(d.tls!, 'FAILED:unable to verify the first certificate', fx.rogueClient);
+    expectClientFields(d.tls!, 'FAILED:unable to verify the first certificate', suite.fx.rogueClient);
   });
 
   it('require mode: every kind of refusal closes the connection; the server keeps serving a keep-alive client meanwhile', async () => {
     const s = await server('require');
-    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: fx.ca.certPem, cert: fx.client.certPem, key: fx.client.keyPem });
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: suite.fx.ca.certPem, cert: suite.fx.client.certPem, key: suite.fx.client.keyPem });
     try {
       const first = await httpsRequest(s.port, { agent });
       const port0 = (JSON.parse(first.body.toString()) as Described).remotePort;
       for (let i = 0; i < 5; i++) {
         await Promise.all([
-          curl(s.port, ['--cacert', fx.ca.cert]),
-          curl(s.port, ['--cacert', fx.ca.cert, '--cert', fx.rogueClient.cert, '--key', fx.rogueClient.key]),
-          httpsRequest(s.port, { ca: fx.ca.certPem, agent: false }).catch((e: Error) => e),
+          curl(s.port, ['--cacert', suite.fx.ca.cert]),
+          curl(s.port, ['--cacert', suite.fx.ca.cert, '--cert', suite.fx.rogueClient.cert, '--key', suite.fx.rogueClient.key]),
+          httpsRequest(s.port, { ca: suite.fx.ca.certPem, agent: false }).catch((e: Error) => e),
         ]);
         const r = await httpsRequest(s.port, { agent });
         expect((JSON.parse(r.body.toString()) as Described).remotePort).toBe(port0);
@@ -238,9 +224,9 @@ describe('more client certificates', () => {
 
 describe('cleanup', () => {
   it('fd count back to baseline', async () => {
-    for (const s of servers.splice(0)) await s.close();
+    for (const s of suite.servers.splice(0)) await s.close();
     byMode.clear();
     await sleep(100);
-    await waitFor(() => openFdCount() <= baselineFds, 10000, `fds back to ${baselineFds} (now ${openFdCount()})`);
+    await waitFor(() => openFdCount() <= suite.baselineFds, 10000, `fds back to ${suite.baselineFds} (now ${openFdCount()})`);
   });
 });

@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 
 import { Agent, Client } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
 import { Feersum, type FeersumRequest, type Writer } from '../lib/index';
 import { openFdCount, parseResponses, sleep, waitFor } from './helpers';
@@ -17,34 +17,19 @@ import {
   curl,
   type Described,
   describeHandler,
-  type Fixtures,
   httpsRequest,
-  makeFixtures,
-  removeFixtures,
   run,
   startTlsServer,
   tlsClient,
-  type TlsServer,
   tlsStats,
+  tlsSuite,
 } from './tls-certs';
 
-let fx: Fixtures;
-let baselineFds = 0;
-const servers: TlsServer[] = [];
-
-beforeAll(async () => {
-  baselineFds = openFdCount();
-  fx = await makeFixtures();
-}, 60000);
-
-afterAll(async () => {
-  for (const s of servers.splice(0)) await s.close();
-  removeFixtures(fx);
-});
+const suite = tlsSuite();
 
 async function serve(handler: (req: FeersumRequest) => unknown, tls: Partial<Parameters<typeof startTlsServer>[1]> = {}) {
-  const s = await startTlsServer(handler, { key: fx.server.key, cert: fx.server.cert, ...tls });
-  servers.push(s);
+  const s = await startTlsServer(handler, { key: suite.fx.server.key, cert: suite.fx.server.cert, ...tls });
+  suite.servers.push(s);
   return s;
 }
 
@@ -54,7 +39,7 @@ const json = (b: Buffer) => JSON.parse(b.toString()) as Described;
 describe('node:https', () => {
   it('serves a request: scheme https, req.tls filled, certificate verified against the CA', async () => {
     const s = await serve(describeHandler);
-    const r = await httpsRequest(s.port, { ca: fx.ca.certPem, agent: false, path: '/hello?x=1' });
+    const r = await httpsRequest(s.port, { ca: suite.fx.ca.certPem, agent: false, path: '/hello?x=1' });
     expect(r.status).toBe(200);
     const d = json(r.body);
     expect(d.uri).toBe('/hello?x=1');
@@ -72,7 +57,7 @@ describe('node:https', () => {
 
   it('reports the SNI name the client sent', async () => {
     const s = await serve(describeHandler);
-    const r = await httpsRequest(s.port, { ca: fx.ca.certPem, agent: false, servername: 'localhost' });
+    const r = await httpsRequest(s.port, { ca: suite.fx.ca.certPem, agent: false, servername: 'localhost' });
     expect(json(r.body).tls!.serverName).toBe('localhost');
   });
 
@@ -80,13 +65,13 @@ describe('node:https', () => {
     const s = await serve(describeHandler);
     await expect(httpsRequest(s.port, { agent: false })).rejects.toThrow(/self[- ]signed|unable to (get|verify)/i);
     // And the server is still fine.
-    expect((await httpsRequest(s.port, { ca: fx.ca.certPem, agent: false })).status).toBe(200);
+    expect((await httpsRequest(s.port, { ca: suite.fx.ca.certPem, agent: false })).status).toBe(200);
   });
 
   it('keeps the connection alive: several requests, one connection, one handshake', async () => {
     const s = await serve(describeHandler);
     const before = tlsStats(s.engine);
-    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: fx.ca.certPem });
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: suite.fx.ca.certPem });
     try {
       const ports = new Set<number>();
       for (let i = 0; i < 10; i++) {
@@ -119,7 +104,7 @@ describe('node:https', () => {
           port: s.port,
           method: 'POST',
           path: '/up',
-          ca: fx.ca.certPem,
+          ca: suite.fx.ca.certPem,
           agent: false,
           headers: { 'Content-Length': body.length, Expect: '100-continue' },
         },
@@ -137,7 +122,7 @@ describe('node:https', () => {
 
   it('Connection: close ends with close_notify: the client sees a clean end, no reset', async () => {
     const s = await serve((req) => req.sendResponse(200, ['Content-Type', 'text/plain'], 'bye'));
-    const c = tlsClient(s.port, { ca: fx.ca.certPem });
+    const c = tlsClient(s.port, { ca: suite.fx.ca.certPem });
     let ended = false;
     c.sock.on('end', () => (ended = true));
     await c.secure;
@@ -155,7 +140,7 @@ describe('pipelining over a raw TLS socket', () => {
   it('pipelined requests then close_notify + FIN (half-close): answered when the handler is synchronous, as over plain HTTP', async () => {
     const s = await serve((req) => req.sendResponse(200, [], req.uri));
     for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
-      const c = tlsClient(s.port, { ca: fx.ca.certPem, maxVersion });
+      const c = tlsClient(s.port, { ca: suite.fx.ca.certPem, maxVersion });
       await c.secure;
       c.sock.end('GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n');
       await waitFor(() => c.closed, 10000, 'close');
@@ -169,7 +154,7 @@ describe('pipelining over a raw TLS socket', () => {
       req.input.on('data', (d: Buffer) => parts.push(d));
       req.input.on('end', () => req.sendResponse(200, [], `${req.method} ${req.uri} ${Buffer.concat(parts).toString()}`));
     });
-    const c = tlsClient(s.port, { ca: fx.ca.certPem });
+    const c = tlsClient(s.port, { ca: suite.fx.ca.certPem });
     await c.secure;
     c.sock.write(
       'GET /a HTTP/1.1\r\nHost: x\r\n\r\n' +
@@ -189,7 +174,7 @@ describe('pipelining over a raw TLS socket', () => {
     const s = await serve((req) => {
       setTimeout(() => req.sendResponse(200, [], `${req.uri}`), Math.random() < 0.3 ? 2 : 0);
     });
-    const c = tlsClient(s.port, { ca: fx.ca.certPem });
+    const c = tlsClient(s.port, { ca: suite.fx.ca.certPem });
     await c.secure;
     const all = Buffer.from(
       Array.from({ length: 200 }, (_, i) => `GET /p${i} HTTP/1.1\r\nHost: x\r\nX-Pad: ${'y'.repeat(i * 7)}\r\n\r\n`).join(''),
@@ -241,11 +226,11 @@ describe('TLS records on the wire', () => {
   }
 
   it('TLS 1.2: every way the server closes a connection after the handshake ends with close_notify', async () => {
-    const s = await startTlsServer((req) => req.sendResponse(200, [], 'ok'), { key: fx.server.key, cert: fx.server.cert }, {
+    const s = await startTlsServer((req) => req.sendResponse(200, [], 'ok'), { key: suite.fx.server.key, cert: suite.fx.server.cert }, {
       keepaliveTimeout: 1,
       headerTimeout: 1,
     });
-    servers.push(s);
+    suite.servers.push(s);
     const proxy = await recordingProxy(s.port);
     try {
       const results: Record<string, string> = {};
@@ -255,7 +240,7 @@ describe('TLS records on the wire', () => {
         ['headerTimeout in the middle of a head (408)', 'GET / HTTP/1.1\r\n'],
       ]) {
         const mark = proxy.length;
-        const c = tlsClient(proxy.port, { ca: fx.ca.certPem, servername: 'localhost', maxVersion: 'TLSv1.2' });
+        const c = tlsClient(proxy.port, { ca: suite.fx.ca.certPem, servername: 'localhost', maxVersion: 'TLSv1.2' });
         await c.secure;
         await sleep(50);
         c.sock.write(request);
@@ -280,7 +265,7 @@ describe('TLS records on the wire', () => {
       const s = await serve((req) => req.sendResponse(200, ['Content-Type', 'text/plain'], `hello ${req.uri}`));
       const proxy = await recordingProxy(s.port);
       try {
-        const c = tlsClient(proxy.port, { ca: fx.ca.certPem, servername: 'localhost', maxVersion });
+        const c = tlsClient(proxy.port, { ca: suite.fx.ca.certPem, servername: 'localhost', maxVersion });
         await c.secure;
         await sleep(200); // TLS 1.3: the session tickets come after the handshake
         for (const n of [1, 16]) {
@@ -303,7 +288,7 @@ describe('TLS records on the wire', () => {
 describe('undici', () => {
   it('Agent with the CA: keep-alive', async () => {
     const s = await serve(describeHandler);
-    const agent = new Agent({ connect: { ca: fx.ca.certPem }, connections: 1 });
+    const agent = new Agent({ connect: { ca: suite.fx.ca.certPem }, connections: 1 });
     try {
       const ports = new Set<number>();
       for (let i = 0; i < 5; i++) {
@@ -322,7 +307,7 @@ describe('undici', () => {
 
   it('Client with pipelining: 20 requests in flight on one connection', async () => {
     const s = await serve((req) => setTimeout(() => describeHandler(req), 5));
-    const client = new Client(`https://127.0.0.1:${s.port}`, { connect: { ca: fx.ca.certPem }, pipelining: 20 });
+    const client = new Client(`https://127.0.0.1:${s.port}`, { connect: { ca: suite.fx.ca.certPem }, pipelining: 20 });
     try {
       const rs = await Promise.all(
         Array.from({ length: 20 }, async (_, i) => {
@@ -345,7 +330,7 @@ describe('curl', () => {
       [['--tlsv1.2', '--tls-max', '1.2'], 'TLSv1.2'],
       [['--tlsv1.3'], 'TLSv1.3'],
     ] as const) {
-      const r = await curl(s.port, ['--cacert', fx.ca.cert, ...flags]);
+      const r = await curl(s.port, ['--cacert', suite.fx.ca.cert, ...flags]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       const [body, code] = r.stdout.split('\n');
@@ -360,7 +345,7 @@ describe('curl', () => {
     const s = await serve(describeHandler);
     const bad = await curl(s.port, []);
     expect(bad.code).toBe(60);
-    const good = await curl(s.port, ['--cacert', fx.ca.cert]);
+    const good = await curl(s.port, ['--cacert', suite.fx.ca.cert]);
     expect(good.code).toBe(0);
   });
 });
@@ -384,7 +369,7 @@ describe('50 MB over TLS', () => {
     });
     const r = await new Promise<string>((resolve, reject) => {
       const req = https.request(
-        { host: '127.0.0.1', port: s.port, method: 'POST', path: '/up', ca: fx.ca.certPem, agent: false, headers: { 'Content-Length': SIZE } },
+        { host: '127.0.0.1', port: s.port, method: 'POST', path: '/up', ca: suite.fx.ca.certPem, agent: false, headers: { 'Content-Length': SIZE } },
         (res) => {
           let t = '';
           res.on('data', (d) => (t += d));
@@ -416,7 +401,7 @@ describe('50 MB over TLS', () => {
     });
     const r = await new Promise<string>((resolve, reject) => {
       const req = https.request(
-        { host: '127.0.0.1', port: s.port, method: 'POST', path: '/up', ca: fx.ca.certPem, agent: false, headers: { 'Content-Length': SIZE } },
+        { host: '127.0.0.1', port: s.port, method: 'POST', path: '/up', ca: suite.fx.ca.certPem, agent: false, headers: { 'Content-Length': SIZE } },
         (res) => {
           let t = '';
           res.on('data', (d) => (t += d));
@@ -449,10 +434,10 @@ describe('50 MB over TLS', () => {
       });
       req.input.on('end', () => req.sendResponse(200, [], `${h.digest('hex')} ${n}`));
     });
-    const file = path.join(fx.dir, 'upload.bin');
+    const file = path.join(suite.fx.dir, 'upload.bin');
     fs.writeFileSync(file, big);
     try {
-      const r = await curl(s.port, ['--cacert', fx.ca.cert, '-H', 'Transfer-Encoding: chunked', '--data-binary', `@${file}`], '/up');
+      const r = await curl(s.port, ['--cacert', suite.fx.ca.cert, '-H', 'Transfer-Encoding: chunked', '--data-binary', `@${file}`], '/up');
       expect(r.stderr).toBe('');
       expect(r.stdout).toBe(`${sha(big)} ${SIZE}\n200`);
     } finally {
@@ -462,7 +447,7 @@ describe('50 MB over TLS', () => {
 
   it('download: 50 MB in one sendResponse, exact sha256', async () => {
     const s = await serve((req) => req.sendResponse(200, ['Content-Type', 'application/octet-stream'], big));
-    const r = await httpsRequest(s.port, { ca: fx.ca.certPem, agent: false });
+    const r = await httpsRequest(s.port, { ca: suite.fx.ca.certPem, agent: false });
     expect(r.status).toBe(200);
     expect(r.body.length).toBe(SIZE);
     expect(sha(r.body)).toBe(sha(big));
@@ -483,10 +468,10 @@ describe('50 MB over TLS', () => {
         off += piece;
       });
     });
-    const file = path.join(fx.dir, 'download.bin');
+    const file = path.join(suite.fx.dir, 'download.bin');
     try {
       const r = await run('curl', [
-        '-sS', '--max-time', '100', '--limit-rate', '20M', '--cacert', fx.ca.cert, '-o', file, '-w', '%{http_code}',
+        '-sS', '--max-time', '100', '--limit-rate', '20M', '--cacert', suite.fx.ca.cert, '-o', file, '-w', '%{http_code}',
         `https://127.0.0.1:${s.port}/`,
       ], { timeout: 110000 });
       expect(r.stderr).toBe('');
@@ -505,9 +490,9 @@ describe('HTTP and HTTPS listeners on one engine', () => {
     const engine = new Feersum();
     engine.requestHandler(describeHandler);
     engine.onError(() => {});
-    servers.push({ engine, port: 0, errors: [], close: () => engine.gracefulShutdown() });
+    suite.servers.push({ engine, port: 0, errors: [], close: () => engine.gracefulShutdown() });
     const plain = await engine.listen({ host: '127.0.0.1', port: 0 });
-    const secure = await engine.listen({ host: '127.0.0.1', port: 0, tls: { key: fx.server.keyPem, cert: fx.server.certPem } });
+    const secure = await engine.listen({ host: '127.0.0.1', port: 0, tls: { key: suite.fx.server.keyPem, cert: suite.fx.server.certPem } });
     const plain2 = await engine.listen({ host: '127.0.0.1', port: 0 });
 
     for (let round = 0; round < 2; round++) {
@@ -524,14 +509,14 @@ describe('HTTP and HTTPS listeners on one engine', () => {
         expect(d.scheme).toBe('http');
         expect(d.tls).toBeNull();
       }
-      const r = await httpsRequest(secure.port, { ca: fx.ca.certPem, agent: false, path: '/secure' });
+      const r = await httpsRequest(secure.port, { ca: suite.fx.ca.certPem, agent: false, path: '/secure' });
       const d = json(r.body);
       expect(d.scheme).toBe('https');
       expect(d.tls!.protocol).toMatch(/^TLSv1\.[23]$/);
     }
 
     // TLS to the plain port: the client gets an HTTP 400 (not TLS) and fails.
-    await expect(httpsRequest(plain.port, { ca: fx.ca.certPem, agent: false })).rejects.toThrow();
+    await expect(httpsRequest(plain.port, { ca: suite.fx.ca.certPem, agent: false })).rejects.toThrow();
     // Plain HTTP to the TLS port: closed.
     const closed = await new Promise<{ data: Buffer }>((resolve) => {
       const sock = net.connect(secure.port, '127.0.0.1', () => sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
@@ -542,7 +527,7 @@ describe('HTTP and HTTPS listeners on one engine', () => {
     });
     expect(closed.data.toString('latin1')).not.toMatch(/^HTTP\//);
     // Both still serve.
-    expect((await httpsRequest(secure.port, { ca: fx.ca.certPem, agent: false })).status).toBe(200);
+    expect((await httpsRequest(secure.port, { ca: suite.fx.ca.certPem, agent: false })).status).toBe(200);
     expect(tlsStats(engine).tlsHandshakes).toBeGreaterThanOrEqual(3);
   });
 });
@@ -554,10 +539,10 @@ describe('gracefulShutdown() with TLS connections', () => {
         if (req.uri === '/slow') setTimeout(() => req.sendResponse(200, [], 'slow done'), 300);
         else req.sendResponse(200, [], 'quick');
       },
-      { key: fx.server.key, cert: fx.server.cert },
+      { key: suite.fx.server.key, cert: suite.fx.server.cert },
     );
-    const idle = tlsClient(s.port, { ca: fx.ca.certPem });
-    const busy = tlsClient(s.port, { ca: fx.ca.certPem });
+    const idle = tlsClient(s.port, { ca: suite.fx.ca.certPem });
+    const busy = tlsClient(s.port, { ca: suite.fx.ca.certPem });
     await Promise.all([idle.secure, busy.secure]);
     let idleEnded = false;
     idle.sock.on('end', () => (idleEnded = true));
@@ -580,9 +565,9 @@ describe('gracefulShutdown() with TLS connections', () => {
 
 describe('cleanup', () => {
   it('after everything above: no open connections, fd count back to baseline', async () => {
-    for (const s of servers) await waitFor(() => s.engine.stats().connections === 0, 10000, 'connections to close');
-    for (const s of servers.splice(0)) await s.close();
+    for (const s of suite.servers) await waitFor(() => s.engine.stats().connections === 0, 10000, 'connections to close');
+    for (const s of suite.servers.splice(0)) await s.close();
     await sleep(100);
-    await waitFor(() => openFdCount() <= baselineFds, 10000, `fds back to ${baselineFds} (now ${openFdCount()})`);
+    await waitFor(() => openFdCount() <= suite.baselineFds, 10000, `fds back to ${suite.baselineFds} (now ${openFdCount()})`);
   });
 });

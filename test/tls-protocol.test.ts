@@ -10,49 +10,35 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { openFdCount, parseResponses, sleep, waitFor } from './helpers';
 import {
   type Described,
   describeHandler,
-  type Fixtures,
   httpsRequest,
-  makeFixtures,
-  removeFixtures,
   run,
   startTlsServer,
   tlsClient,
   type TlsListenOptions,
   type TlsServer,
   tlsStats,
+  tlsSuite,
 } from './tls-certs';
 
-let fx: Fixtures;
-let baselineFds = 0;
-const servers: TlsServer[] = [];
-
-beforeAll(async () => {
-  baselineFds = openFdCount();
-  fx = await makeFixtures();
-}, 60000);
-
-afterAll(async () => {
-  for (const s of servers.splice(0)) await s.close();
-  removeFixtures(fx);
-});
+const suite = tlsSuite();
 
 async function serve(extra: Partial<TlsListenOptions> = {}, handler = describeHandler) {
   const s = await startTlsServer(handler, {
-    key: fx.server.key,
-    cert: fx.server.cert,
+    key: suite.fx.server.key,
+    cert: suite.fx.server.cert,
     sni: {
-      'other.test': { key: fx.other.key, cert: fx.other.cert },
-      '*.wild.test': { key: fx.wild.key, cert: fx.wild.cert },
+      'other.test': { key: suite.fx.other.key, cert: suite.fx.other.cert },
+      '*.wild.test': { key: suite.fx.wild.key, cert: suite.fx.wild.cert },
     },
     ...extra,
   });
-  servers.push(s);
+  suite.servers.push(s);
   return s;
 }
 
@@ -61,7 +47,7 @@ const sharedServer = async () => (shared ??= await serve());
 
 /** `openssl s_client` against the port; stdin is `input` then EOF (which ends the session). */
 function sClient(port: number, args: string[], input = '') {
-  return run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', fx.ca.cert, ...args], { input, timeout: 20000 });
+  return run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', suite.fx.ca.cert, ...args], { input, timeout: 20000 });
 }
 
 const REQUEST = 'GET /via-s_client HTTP/1.1\nHost: x\nConnection: close\n\n';
@@ -122,7 +108,7 @@ describe('protocol versions (s_client)', () => {
     expect(bad.stdout).not.toContain('New, TLSv1.2');
     // req.tls.cipher reports the suite.
     const d = JSON.parse(
-      (await httpsRequest(s.port, { ca: fx.ca.certPem, agent: false, maxVersion: 'TLSv1.2' })).body.toString(),
+      (await httpsRequest(s.port, { ca: suite.fx.ca.certPem, agent: false, maxVersion: 'TLSv1.2' })).body.toString(),
     ) as Described;
     expect(d.tls!.cipher).toBe('ECDHE-RSA-AES256-GCM-SHA384');
   });
@@ -146,7 +132,7 @@ describe('ALPN', () => {
 
   it("Node's tls client: alpnProtocol is 'http/1.1' and requests work", async () => {
     const s = await sharedServer();
-    const c = tlsClient(s.port, { ca: fx.ca.certPem, ALPNProtocols: ['h2', 'http/1.1'] });
+    const c = tlsClient(s.port, { ca: suite.fx.ca.certPem, ALPNProtocols: ['h2', 'http/1.1'] });
     await c.secure;
     expect(c.sock.alpnProtocol).toBe('http/1.1');
     c.sock.write('GET /alpn HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
@@ -181,7 +167,7 @@ describe('SNI', () => {
 
   it('Node client with servername other.test verifies the SNI certificate', async () => {
     const s = await sharedServer();
-    const c = tlsClient(s.port, { ca: fx.ca.certPem, servername: 'other.test' });
+    const c = tlsClient(s.port, { ca: suite.fx.ca.certPem, servername: 'other.test' });
     await c.secure;
     expect(c.sock.getPeerCertificate().subject.CN).toBe('other.test');
     expect(c.sock.authorized).toBe(true);
@@ -193,7 +179,7 @@ describe('SNI', () => {
 function interactiveSClient(port: number, args: string[]) {
   const env = { ...process.env };
   delete env.LD_PRELOAD; // see run() in tls-certs.ts
-  const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', fx.ca.cert, ...args], {
+  const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', suite.fx.ca.cert, ...args], {
     env,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
@@ -221,7 +207,7 @@ function interactiveSClient(port: number, args: string[]) {
 describe('renegotiation', () => {
   it('s_client -tls1_2 "R": refused (no_renegotiation), that connection ends, others are served meanwhile', async () => {
     const s = await serve();
-    const keep = tlsClient(s.port, { ca: fx.ca.certPem });
+    const keep = tlsClient(s.port, { ca: suite.fx.ca.certPem });
     await keep.secure;
     const c = interactiveSClient(s.port, ['-tls1_2']);
     await waitFor(() => c.output.includes('Verify return code: 0 (ok)') && c.output.includes('---\n'), 15000, 's_client handshake');
@@ -237,12 +223,12 @@ describe('renegotiation', () => {
     keep.sock.write('GET /still HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     await waitFor(() => keep.closed, 10000, 'response');
     expect(parseResponses(keep.data)[0].status).toBe(200);
-    expect((await httpsRequest(s.port, { ca: fx.ca.certPem, agent: false })).status).toBe(200);
+    expect((await httpsRequest(s.port, { ca: suite.fx.ca.certPem, agent: false })).status).toBe(200);
   });
 
   it("Node's tlsSocket.renegotiate() (TLS 1.2): the next write fails with 'no renegotiation'", async () => {
     const s = await serve();
-    const c = tlsClient(s.port, { ca: fx.ca.certPem, maxVersion: 'TLSv1.2' });
+    const c = tlsClient(s.port, { ca: suite.fx.ca.certPem, maxVersion: 'TLSv1.2' });
     await c.secure;
     let renegotiated = false;
     expect(c.sock.renegotiate({ rejectUnauthorized: true }, (e) => (renegotiated = !e))).toBe(true);
@@ -253,7 +239,7 @@ describe('renegotiation', () => {
     expect(c.error?.message).toMatch(/no renegotiation/);
     expect(c.data.length).toBe(0); // the request was not served
     await waitFor(() => s.engine.stats().connections === 0, 10000, 'connection closed');
-    expect((await httpsRequest(s.port, { ca: fx.ca.certPem, agent: false })).status).toBe(200);
+    expect((await httpsRequest(s.port, { ca: suite.fx.ca.certPem, agent: false })).status).toBe(200);
   });
 
   it('s_client -tls1_3 "K" (KeyUpdate, update requested) is accepted; requests go on', async () => {
@@ -277,7 +263,7 @@ describe('renegotiation', () => {
 describe('session resumption', () => {
   /** One request on a new TLS connection; resolves with the session (TLS 1.3: a ticket) and whether it resumed. */
   async function connectOnce(port: number, opts: tls.ConnectionOptions) {
-    const c = tlsClient(port, { ca: fx.ca.certPem, ...opts });
+    const c = tlsClient(port, { ca: suite.fx.ca.certPem, ...opts });
     let session: Buffer | undefined;
     c.sock.on('session', (s: Buffer) => (session = s));
     await c.secure;
@@ -319,7 +305,7 @@ describe('session resumption', () => {
   for (const closer of ['the server closes first (Connection: close)', 'the client closes first (close_notify)']) {
     it(`TLS 1.2 without tickets: the session cache resumes when ${closer}`, async () => {
       const s = await serve();
-      const file = path.join(fx.dir, `sess12-${closer.includes('server') ? 's' : 'c'}.pem`);
+      const file = path.join(suite.fx.dir, `sess12-${closer.includes('server') ? 's' : 'c'}.pem`);
       const first = closer.includes('server')
         ? await sClient(s.port, ['-tls1_2', '-no_ticket', '-sess_out', file, '-crlf', '-ign_eof'], REQUEST)
         : await sClient(s.port, ['-tls1_2', '-no_ticket', '-sess_out', file]);
@@ -337,9 +323,9 @@ describe('session resumption', () => {
 
   it('TLS 1.2 without tickets: the session cache resumes after the server closed an idle keep-alive connection (keepaliveTimeout)', async () => {
     // Node's client without tickets (SSL_OP_NO_TICKET): only the session id can resume.
-    const s = await startTlsServer(describeHandler, { key: fx.server.key, cert: fx.server.cert }, { keepaliveTimeout: 1 });
-    servers.push(s);
-    const opts = { ca: fx.ca.certPem, maxVersion: 'TLSv1.2' as const, secureOptions: crypto.constants.SSL_OP_NO_TICKET };
+    const s = await startTlsServer(describeHandler, { key: suite.fx.server.key, cert: suite.fx.server.cert }, { keepaliveTimeout: 1 });
+    suite.servers.push(s);
+    const opts = { ca: suite.fx.ca.certPem, maxVersion: 'TLSv1.2' as const, secureOptions: crypto.constants.SSL_OP_NO_TICKET };
     const first = tlsClient(s.port, opts);
     let session: Buffer | undefined;
     first.sock.on('session', (x: Buffer) => (session = x));
@@ -361,7 +347,7 @@ describe('session resumption', () => {
 
   it('TLS 1.3 tickets with s_client -sess_out/-sess_in', async () => {
     const s = await serve();
-    const file = path.join(fx.dir, 'sess13.pem');
+    const file = path.join(suite.fx.dir, 'sess13.pem');
     // Stay connected long enough to receive the tickets (sent after the handshake).
     const a = await sClient(s.port, ['-tls1_3', '-sess_out', file, '-crlf', '-ign_eof'], REQUEST);
     expect(a.stdout).toContain('New, TLSv1.3');
@@ -392,27 +378,27 @@ describe('session resumption', () => {
   });
 
   it('a resumed session still reports the client certificate (optional mode)', async () => {
-    const s = await serve({ ca: fx.ca.cert, requestCert: true, rejectUnauthorized: false, sni: undefined });
+    const s = await serve({ ca: suite.fx.ca.cert, requestCert: true, rejectUnauthorized: false, sni: undefined });
     for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
-      const opts = { maxVersion, cert: fx.client.certPem, key: fx.client.keyPem };
+      const opts = { maxVersion, cert: suite.fx.client.certPem, key: suite.fx.client.keyPem };
       const first = await connectOnce(s.port, opts);
       expect((JSON.parse(first.body!) as Described).tls!.clientVerify).toBe('SUCCESS');
       const again = await connectOnce(s.port, { ...opts, session: first.session });
       expect(again.reused).toBe(true);
       const t = (JSON.parse(again.body!) as Described).tls!;
       expect(t.clientVerify).toBe('SUCCESS');
-      expect(t.clientSubject).toBe(fx.client.subject);
-      expect(t.clientSerial).toBe(fx.client.serial);
-      expect(t.clientCert).toBe(fx.client.certPem);
+      expect(t.clientSubject).toBe(suite.fx.client.subject);
+      expect(t.clientSerial).toBe(suite.fx.client.serial);
+      expect(t.clientCert).toBe(suite.fx.client.certPem);
     }
   });
 });
 
 describe('cleanup', () => {
   it('fd count back to baseline', async () => {
-    for (const s of servers) await waitFor(() => s.engine.stats().connections === 0, 10000, 'connections to close');
-    for (const s of servers.splice(0)) await s.close();
+    for (const s of suite.servers) await waitFor(() => s.engine.stats().connections === 0, 10000, 'connections to close');
+    for (const s of suite.servers.splice(0)) await s.close();
     await sleep(100);
-    await waitFor(() => openFdCount() <= baselineFds, 10000, `fds back to ${baselineFds} (now ${openFdCount()})`);
+    await waitFor(() => openFdCount() <= suite.baselineFds, 10000, `fds back to ${suite.baselineFds} (now ${openFdCount()})`);
   });
 });

@@ -4,11 +4,7 @@
 // files are re-read too; reloading while connections are mid-handshake.
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
-import tls from 'node:tls';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 

@@ -10,41 +10,26 @@ import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { Feersum } from '../lib/index';
 import { openFdCount, parseResponses, sleep, waitFor } from './helpers';
 import {
-  ENCRYPTED_PASSPHRASE,
   type Described,
   describeHandler,
-  type Fixtures,
+  ENCRYPTED_PASSPHRASE,
   httpsRequest,
-  makeFixtures,
-  removeFixtures,
   startTlsServer,
   tlsClient,
   type TlsListenOptions,
-  type TlsServer,
+  tlsSuite,
 } from './tls-certs';
 
-let fx: Fixtures;
-let baselineFds = 0;
-const servers: TlsServer[] = [];
-
-beforeAll(async () => {
-  baselineFds = openFdCount();
-  fx = await makeFixtures();
-}, 60000);
-
-afterAll(async () => {
-  for (const s of servers.splice(0)) await s.close();
-  removeFixtures(fx);
-});
+const suite = tlsSuite();
 
 async function serve(extra: Partial<TlsListenOptions> = {}, engineOptions = {}) {
-  const s = await startTlsServer(describeHandler, { key: fx.server.key, cert: fx.server.cert, ...extra }, engineOptions);
-  servers.push(s);
+  const s = await startTlsServer(describeHandler, { key: suite.fx.server.key, cert: suite.fx.server.cert, ...extra }, engineOptions);
+  suite.servers.push(s);
   return s;
 }
 
@@ -121,43 +106,43 @@ describe('listen() refuses bad TLS configurations, binding nothing', () => {
   const garbageCert = '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n';
   const garbageKey = '-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n';
   const cases: Array<[string, () => TlsListenOptions, RegExp]> = [
-    ['missing certificate file', () => ({ key: fx.server.key, cert: path.join(fx.dir, 'nope.pem') }), /cannot read TLS cert file .*nope\.pem/],
-    ['missing key file', () => ({ key: path.join(fx.dir, 'nope.key'), cert: fx.server.cert }), /cannot read TLS key file .*nope\.key/],
-    ['missing CA file', () => ({ key: fx.server.key, cert: fx.server.cert, ca: path.join(fx.dir, 'nope-ca.pem') }), /cannot read TLS ca file/],
-    ['a directory as the certificate', () => ({ key: fx.server.key, cert: fx.dir }), /cannot read TLS cert file/],
-    ['key not matching the certificate', () => ({ key: fx.other.key, cert: fx.server.cert }), /TLS configuration refused: .*does not match/],
-    ['key not matching the certificate (PEM strings)', () => ({ key: fx.client.keyPem, cert: fx.server.certPem }), /TLS configuration refused: .*does not match/],
-    ['wrong passphrase', () => ({ key: fx.encrypted.key, cert: fx.encrypted.cert, passphrase: 'wrong' }), /TLS configuration refused: .*passphrase/],
-    ['encrypted key without a passphrase', () => ({ key: fx.encrypted.key, cert: fx.encrypted.cert }), /TLS configuration refused: .*passphrase/],
-    ['garbage PEM certificate', () => ({ key: fx.server.key, cert: garbageCert }), /TLS configuration refused: .*certificate/],
-    ['garbage PEM key', () => ({ key: garbageKey, cert: fx.server.cert }), /TLS configuration refused: .*private key/],
+    ['missing certificate file', () => ({ key: suite.fx.server.key, cert: path.join(suite.fx.dir, 'nope.pem') }), /cannot read TLS cert file .*nope\.pem/],
+    ['missing key file', () => ({ key: path.join(suite.fx.dir, 'nope.key'), cert: suite.fx.server.cert }), /cannot read TLS key file .*nope\.key/],
+    ['missing CA file', () => ({ key: suite.fx.server.key, cert: suite.fx.server.cert, ca: path.join(suite.fx.dir, 'nope-ca.pem') }), /cannot read TLS ca file/],
+    ['a directory as the certificate', () => ({ key: suite.fx.server.key, cert: suite.fx.dir }), /cannot read TLS cert file/],
+    ['key not matching the certificate', () => ({ key: suite.fx.other.key, cert: suite.fx.server.cert }), /TLS configuration refused: .*does not match/],
+    ['key not matching the certificate (PEM strings)', () => ({ key: suite.fx.client.keyPem, cert: suite.fx.server.certPem }), /TLS configuration refused: .*does not match/],
+    ['wrong passphrase', () => ({ key: suite.fx.encrypted.key, cert: suite.fx.encrypted.cert, passphrase: 'wrong' }), /TLS configuration refused: .*passphrase/],
+    ['encrypted key without a passphrase', () => ({ key: suite.fx.encrypted.key, cert: suite.fx.encrypted.cert }), /TLS configuration refused: .*passphrase/],
+    ['garbage PEM certificate', () => ({ key: suite.fx.server.key, cert: garbageCert }), /TLS configuration refused: .*certificate/],
+    ['garbage PEM key', () => ({ key: garbageKey, cert: suite.fx.server.cert }), /TLS configuration refused: .*private key/],
     ['certificate file holding no PEM at all', () => {
-      const f = path.join(fx.dir, 'junk.pem');
+      const f = path.join(suite.fx.dir, 'junk.pem');
       fs.writeFileSync(f, 'just some text\n');
-      return { key: fx.server.key, cert: f };
+      return { key: suite.fx.server.key, cert: f };
     }, /TLS configuration refused: .*certificate/],
     ['empty key file', () => {
-      const f = path.join(fx.dir, 'empty.key');
+      const f = path.join(suite.fx.dir, 'empty.key');
       fs.writeFileSync(f, '');
-      return { key: f, cert: fx.server.cert };
+      return { key: f, cert: suite.fx.server.cert };
     }, /TLS configuration refused|cannot read/],
-    ['certificate and key swapped', () => ({ key: fx.server.cert, cert: fx.server.key }), /TLS configuration refused/],
-    ['garbage CA', () => ({ key: fx.server.key, cert: fx.server.cert, ca: garbageCert, requestCert: true }), /TLS configuration refused: .*CA/],
-    ['unknown TLS 1.2 cipher list', () => ({ key: fx.server.key, cert: fx.server.cert, ciphers: 'NOT-A-CIPHER' }), /TLS configuration refused: .*cipher/],
-    ['unknown TLS 1.3 suite', () => ({ key: fx.server.key, cert: fx.server.cert, ciphers: 'TLS_NOT_A_SUITE' }), /TLS configuration refused: .*cipher/i],
-    ['minVersion TLSv1.1', () => ({ key: fx.server.key, cert: fx.server.cert, minVersion: 'TLSv1.1' as 'TLSv1.2' }), /minVersion/],
-    ['ticketKeys of the wrong size', () => ({ key: fx.server.key, cert: fx.server.cert, ticketKeys: Buffer.alloc(48) }), /ticketKeys/],
+    ['certificate and key swapped', () => ({ key: suite.fx.server.cert, cert: suite.fx.server.key }), /TLS configuration refused/],
+    ['garbage CA', () => ({ key: suite.fx.server.key, cert: suite.fx.server.cert, ca: garbageCert, requestCert: true }), /TLS configuration refused: .*CA/],
+    ['unknown TLS 1.2 cipher list', () => ({ key: suite.fx.server.key, cert: suite.fx.server.cert, ciphers: 'NOT-A-CIPHER' }), /TLS configuration refused: .*cipher/],
+    ['unknown TLS 1.3 suite', () => ({ key: suite.fx.server.key, cert: suite.fx.server.cert, ciphers: 'TLS_NOT_A_SUITE' }), /TLS configuration refused: .*cipher/i],
+    ['minVersion TLSv1.1', () => ({ key: suite.fx.server.key, cert: suite.fx.server.cert, minVersion: 'TLSv1.1' as 'TLSv1.2' }), /minVersion/],
+    ['ticketKeys of the wrong size', () => ({ key: suite.fx.server.key, cert: suite.fx.server.cert, ticketKeys: Buffer.alloc(48) }), /ticketKeys/],
     ['an SNI identity with a mismatched key', () => ({
-      key: fx.server.key,
-      cert: fx.server.cert,
-      sni: { 'other.test': { key: fx.server.key, cert: fx.other.cert } },
+      key: suite.fx.server.key,
+      cert: suite.fx.server.cert,
+      sni: { 'other.test': { key: suite.fx.server.key, cert: suite.fx.other.cert } },
     }), /TLS configuration refused: SNI 'other\.test': .*does not match/],
     ['an SNI identity with a wrong passphrase', () => ({
-      key: fx.server.key,
-      cert: fx.server.cert,
-      sni: { 'enc.test': { key: fx.encrypted.key, cert: fx.encrypted.cert, passphrase: 'nope' } },
+      key: suite.fx.server.key,
+      cert: suite.fx.server.cert,
+      sni: { 'enc.test': { key: suite.fx.encrypted.key, cert: suite.fx.encrypted.cert, passphrase: 'nope' } },
     }), /SNI 'enc\.test'.*passphrase/],
-    ['empty key string', () => ({ key: '', cert: fx.server.cert }), /tls\.key/],
+    ['empty key string', () => ({ key: '', cert: suite.fx.server.cert }), /tls\.key/],
   ];
 
   for (const [name, make, re] of cases) {
@@ -170,24 +155,24 @@ describe('listen() refuses bad TLS configurations, binding nothing', () => {
       expect(openFdCount()).toBe(fds);
       expect(await portIsFree(port)).toBe(true);
       // The engine is fine: a good configuration listens on that very port.
-      await engine.listen({ host: '127.0.0.1', port, tls: { key: fx.server.key, cert: fx.server.cert } });
-      expect((await httpsRequest(port, { ca: fx.ca.certPem, agent: false })).status).toBe(200);
+      await engine.listen({ host: '127.0.0.1', port, tls: { key: suite.fx.server.key, cert: suite.fx.server.cert } });
+      expect((await httpsRequest(port, { ca: suite.fx.ca.certPem, agent: false })).status).toBe(200);
       await engine.gracefulShutdown();
       expect(await portIsFree(port)).toBe(true);
     });
   }
 
   it('the encrypted key with the right passphrase serves', async () => {
-    const s = await serve({ key: fx.encrypted.key, cert: fx.encrypted.cert, passphrase: ENCRYPTED_PASSPHRASE });
-    const c = tlsClient(s.port, { ca: fx.ca.certPem });
+    const s = await serve({ key: suite.fx.encrypted.key, cert: suite.fx.encrypted.cert, passphrase: ENCRYPTED_PASSPHRASE });
+    const c = tlsClient(s.port, { ca: suite.fx.ca.certPem });
     await c.secure;
     expect(c.sock.getPeerCertificate().subject.O).toBe('Encrypted Key');
     c.sock.destroy();
   });
 
   it('an SNI identity with an encrypted key and its passphrase serves', async () => {
-    const s = await serve({ sni: { 'localhost': { key: fx.encrypted.key, cert: fx.encrypted.cert, passphrase: ENCRYPTED_PASSPHRASE } } });
-    const c = tlsClient(s.port, { ca: fx.ca.certPem, servername: 'localhost' });
+    const s = await serve({ sni: { 'localhost': { key: suite.fx.encrypted.key, cert: suite.fx.encrypted.cert, passphrase: ENCRYPTED_PASSPHRASE } } });
+    const c = tlsClient(s.port, { ca: suite.fx.ca.certPem, servername: 'localhost' });
     await c.secure;
     expect(c.sock.getPeerCertificate().subject.O).toBe('Encrypted Key');
     c.sock.destroy();
@@ -207,7 +192,7 @@ describe('not TLS, broken TLS', () => {
     // Closed at once, not at a timeout.
     expect(Math.max(...clients.map((c) => c.closedAfter))).toBeLessThan(2000);
     await waitFor(() => s.engine.stats().connections === 0, 5000, 'no connections');
-    expect((await httpsRequest(s.port, { ca: fx.ca.certPem, agent: false })).status).toBe(200);
+    expect((await httpsRequest(s.port, { ca: suite.fx.ca.certPem, agent: false })).status).toBe(200);
   });
 
   it('random bytes, a bogus TLS record, a ClientHello with nothing acceptable: closed at once', async () => {
@@ -234,10 +219,10 @@ describe('not TLS, broken TLS', () => {
     }
     // TLS 1.2 with ciphers the server does not have.
     const mism = await serve({ ciphers: 'ECDHE-RSA-AES256-GCM-SHA384' });
-    const t = tlsClient(mism.port, { ca: fx.ca.certPem, maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' });
+    const t = tlsClient(mism.port, { ca: suite.fx.ca.certPem, maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' });
     await expect(t.secure).rejects.toThrow(/handshake failure|no shared cipher|alert/i);
     await waitFor(() => s.engine.stats().connections === 0 && mism.engine.stats().connections === 0, 5000, 'no connections');
-    expect((await httpsRequest(s.port, { ca: fx.ca.certPem, agent: false })).status).toBe(200);
+    expect((await httpsRequest(s.port, { ca: suite.fx.ca.certPem, agent: false })).status).toBe(200);
   });
 
   it('clients vanishing mid-handshake (after the ClientHello, or half of it) leave nothing behind', async () => {
@@ -251,7 +236,7 @@ describe('not TLS, broken TLS', () => {
       c.sock.destroy();
     }
     await waitFor(() => s.engine.stats().connections === 0, 5000, 'no connections');
-    expect((await httpsRequest(s.port, { ca: fx.ca.certPem, agent: false })).status).toBe(200);
+    expect((await httpsRequest(s.port, { ca: suite.fx.ca.certPem, agent: false })).status).toBe(200);
   });
 
   it('a handshake and request arriving one byte per TCP segment complete', async () => {
@@ -280,7 +265,7 @@ describe('not TLS, broken TLS', () => {
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
     try {
       const port = (proxy.address() as net.AddressInfo).port;
-      const r = await httpsRequest(port, { ca: fx.ca.certPem, agent: false, path: '/byte-by-byte' });
+      const r = await httpsRequest(port, { ca: suite.fx.ca.certPem, agent: false, path: '/byte-by-byte' });
       expect(r.status).toBe(200);
       expect((JSON.parse(r.body.toString()) as Described).uri).toBe('/byte-by-byte');
     } finally {
@@ -290,9 +275,9 @@ describe('not TLS, broken TLS', () => {
   });
 
   it('a client certificate failing verification (require): connection closed, nothing served', async () => {
-    const s = await serve({ ca: fx.ca.cert, requestCert: true, rejectUnauthorized: true });
+    const s = await serve({ ca: suite.fx.ca.cert, requestCert: true, rejectUnauthorized: true });
     for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
-      const c = tlsClient(s.port, { ca: fx.ca.certPem, maxVersion, cert: fx.rogueClient.certPem, key: fx.rogueClient.keyPem });
+      const c = tlsClient(s.port, { ca: suite.fx.ca.certPem, maxVersion, cert: suite.fx.rogueClient.certPem, key: suite.fx.rogueClient.keyPem });
       c.sock.on('secureConnect', () => c.sock.write('GET /nope HTTP/1.1\r\nHost: x\r\n\r\n'));
       await waitFor(() => c.closed, 5000, `${maxVersion} client closed`);
       expect(c.data.length).toBe(0);
@@ -303,10 +288,10 @@ describe('not TLS, broken TLS', () => {
 
   it('a client leaving in the middle of a 20 MB response: connection cleaned up', async () => {
     const big = crypto.randomBytes(20 * 1024 * 1024);
-    const s = await startTlsServer((req) => req.sendResponse(200, [], big), { key: fx.server.key, cert: fx.server.cert });
-    servers.push(s);
+    const s = await startTlsServer((req) => req.sendResponse(200, [], big), { key: suite.fx.server.key, cert: suite.fx.server.cert });
+    suite.servers.push(s);
     for (let i = 0; i < 3; i++) {
-      const c = tlsClient(s.port, { ca: fx.ca.certPem });
+      const c = tlsClient(s.port, { ca: suite.fx.ca.certPem });
       await c.secure;
       c.sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
       await waitFor(() => c.data.length > 1024 * 1024, 10000, 'some of the response');
@@ -359,7 +344,7 @@ describe('the headerTimeout deadline covers the handshake', () => {
     const s = await serve({}, opts);
     for (const partial of ['', 'GET / HTTP/1.1\r\nHost: x\r\n']) {
       const t0 = Date.now();
-      const c = tlsClient(s.port, { ca: fx.ca.certPem });
+      const c = tlsClient(s.port, { ca: suite.fx.ca.certPem });
       await c.secure;
       if (partial) c.sock.write(partial);
       await waitFor(() => c.closed, 5000, 'closed');
@@ -376,7 +361,7 @@ describe('the headerTimeout deadline covers the handshake', () => {
     const s = await serve({}, opts);
     const stalled = Array.from({ length: 10 }, () => rawClient(s.port));
     for (let i = 0; i < 5; i++) {
-      expect((await httpsRequest(s.port, { ca: fx.ca.certPem, agent: false })).status).toBe(200);
+      expect((await httpsRequest(s.port, { ca: suite.fx.ca.certPem, agent: false })).status).toBe(200);
       await sleep(100);
     }
     for (const c of stalled) await waitFor(() => c.closed, 5000, 'stalled client closed');
@@ -385,9 +370,9 @@ describe('the headerTimeout deadline covers the handshake', () => {
 
 describe('cleanup', () => {
   it('after everything above: fd count back to baseline', async () => {
-    for (const s of servers) await waitFor(() => s.engine.stats().connections === 0, 10000, 'connections to close');
-    for (const s of servers.splice(0)) await s.close();
+    for (const s of suite.servers) await waitFor(() => s.engine.stats().connections === 0, 10000, 'connections to close');
+    for (const s of suite.servers.splice(0)) await s.close();
     await sleep(100);
-    await waitFor(() => openFdCount() <= baselineFds, 10000, `fds back to ${baselineFds} (now ${openFdCount()})`);
+    await waitFor(() => openFdCount() <= suite.baselineFds, 10000, `fds back to ${suite.baselineFds} (now ${openFdCount()})`);
   });
 });
