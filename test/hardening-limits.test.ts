@@ -6,14 +6,13 @@
 // a child process with a lowered `ulimit -n`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { EngineOptions, FeersumRequest } from '../lib/index';
-import { openFdCount, parseResponses, sleep, startServer, type TestServer, waitFor } from './helpers';
+import { openFdCount, parseResponses, rawClient, sleep, startServer, type TestServer, waitFor } from './helpers';
 
 let baselineFds = 0;
 const servers: TestServer[] = [];
@@ -53,49 +52,9 @@ async function recordingServer(options: EngineOptions) {
   return { server, seen, bodyErrors };
 }
 
-/** One client connection that collects what the server sends. */
-function client(port: number) {
-  const sock = net.connect(port, '127.0.0.1');
-  let buf = Buffer.alloc(0);
-  let closed = false;
-  const connected = new Promise<void>((r) => sock.on('connect', () => r()));
-  sock.on('data', (d) => (buf = Buffer.concat([buf, d])));
-  sock.on('close', () => (closed = true));
-  sock.on('error', () => {});
-  return {
-    sock,
-    connected,
-    get data() {
-      return buf;
-    },
-    get closed() {
-      return closed;
-    },
-    send(s: string | Buffer) {
-      if (!sock.destroyed) sock.write(s);
-    },
-    async responses(n: number, ms = 3000) {
-      const start = Date.now();
-      for (;;) {
-        const rs = parseResponses(buf).filter((r) => r.status >= 200);
-        if (rs.length >= n) return rs;
-        if (Date.now() - start > ms) throw new Error(`got ${rs.length} of ${n} responses: ${JSON.stringify(buf.toString('latin1'))}`);
-        await sleep(5);
-      }
-    },
-    async waitClosed(ms = 3000) {
-      const start = Date.now();
-      while (!closed) {
-        if (Date.now() - start > ms) throw new Error(`connection not closed after ${ms} ms`);
-        await sleep(5);
-      }
-    },
-  };
-}
-
 /** Sends `data` on a new connection; resolves with what came back once the server closes (or `ms`). */
 async function oneShot(port: number, data: string | Buffer, ms = 3000) {
-  const c = client(port);
+  const c = rawClient(port);
   await c.connected;
   c.send(data);
   await c.waitClosed(ms).catch(() => {});
@@ -123,7 +82,7 @@ describe('maxHeaderSize (1024)', () => {
   it('a head of exactly 1024 bytes is served', async () => {
     const head = headOfSize(1024);
     expect(head.length).toBe(1024);
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     c.send(head);
     const [r] = await c.responses(1);
@@ -145,7 +104,7 @@ describe('maxHeaderSize (1024)', () => {
 
   it('a head of 1025 bytes arriving in 64-byte pieces still gets 431', async () => {
     const head = headOfSize(1025);
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     for (let i = 0; i < head.length; i += 64) {
       c.send(head.slice(i, i + 64));
@@ -178,7 +137,7 @@ describe('maxHeaderSize (1024)', () => {
     const rest = 'Host: x\r\n\r\n';
     const line = `GET /${'a'.repeat(1024 - rest.length - 'GET / HTTP/1.1\r\n'.length)} HTTP/1.1\r\n`;
     expect((line + rest).length).toBe(1024);
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     c.send(line + rest);
     const [r] = await c.responses(1);
@@ -188,7 +147,7 @@ describe('maxHeaderSize (1024)', () => {
 
   it('20 header fields (Host + 19) are served', async () => {
     const fields = Array.from({ length: 19 }, (_, i) => `X-H${i}: ${i}\r\n`).join('');
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     c.send(`GET /count HTTP/1.1\r\nHost: x\r\n${fields}\r\n`);
     const [r] = await c.responses(1);
@@ -219,7 +178,7 @@ describe('maxBodySize (1000)', () => {
   });
 
   it('Content-Length: 1000 is read and served', async () => {
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     c.send(`POST /cl HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n${'b'.repeat(1000)}`);
     const [r] = await c.responses(1);
@@ -230,7 +189,7 @@ describe('maxBodySize (1000)', () => {
 
   it('Content-Length: 1001 gets 413 before any body byte is sent; the app never runs', async () => {
     const before = seen.length;
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     c.send('POST /cl HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n'); // head only
     const [r] = await c.responses(1, 1500);
@@ -245,7 +204,7 @@ describe('maxBodySize (1000)', () => {
 
   it('a huge Content-Length (10 GB) gets 413 at once', async () => {
     const before = seen.length;
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     c.send('PUT /huge HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n');
     const [r] = await c.responses(1, 1500);
@@ -255,7 +214,7 @@ describe('maxBodySize (1000)', () => {
   });
 
   it('a chunked body of exactly 1000 bytes is served', async () => {
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     c.send(`POST /ch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1f4\r\n${'a'.repeat(500)}\r\n1f4\r\n${'b'.repeat(500)}\r\n0\r\n\r\n`);
     const [r] = await c.responses(1);
@@ -277,7 +236,7 @@ describe('maxBodySize (1000)', () => {
 
   it('an unfinished chunked body gets 413 as soon as its running total passes the limit', async () => {
     const before = seen.length;
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     const t0 = Date.now();
     // One chunk declared at 4096 bytes; 1001 of them sent, then silence.
@@ -290,7 +249,7 @@ describe('maxBodySize (1000)', () => {
   });
 
   it('a chunked body at 1000 bytes that is still going is not refused early', async () => {
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     c.send(`POST /ch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n${'a'.repeat(1000)}\r\n`);
     await sleep(300);
@@ -305,7 +264,7 @@ describe('maxBodySize (1000)', () => {
 
   it('Expect: 100-continue with Content-Length over the limit: 413 and no 100 Continue', async () => {
     const before = seen.length;
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     c.send('POST /exp HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1001\r\n\r\n');
     const [r] = await c.responses(1, 1500);
@@ -317,7 +276,7 @@ describe('maxBodySize (1000)', () => {
   });
 
   it('Expect: 100-continue with Content-Length at the limit: 100 Continue, then the response', async () => {
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     c.send('POST /exp HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1000\r\n\r\n');
     await waitFor(() => c.data.toString('latin1').startsWith('HTTP/1.1 100 Continue\r\n\r\n'), 1500, '100 Continue');
@@ -332,7 +291,7 @@ describe('maxBodySize (1000)', () => {
 describe('maxBodySize with a streamed body (bodyBufferSize 0)', () => {
   it('the running total passing the limit answers 413 and errors the app’s body stream', async () => {
     const { server, seen, bodyErrors } = await recordingServer({ maxBodySize: 1000, bodyBufferSize: 0, readTimeout: 5 });
-    const c = client(server.port);
+    const c = rawClient(server.port);
     await c.connected;
     c.send(`POST /stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n${'a'.repeat(600)}\r\n`);
     await sleep(100);
@@ -365,7 +324,7 @@ describe('maxKeepaliveRequests (3) and maxPipeline (4)', () => {
 
   it('the 3rd request on a connection is answered with Connection: close; a 4th is never read', async () => {
     const before = seen.length;
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     c.send(`GET /k1 HTTP/1.1\r\nHost: x\r\n\r\n`);
     const [r1] = await c.responses(1);
@@ -381,7 +340,7 @@ describe('maxKeepaliveRequests (3) and maxPipeline (4)', () => {
 
   it('more pipelined requests than maxPipeline are all answered, in order (held back, not refused)', async () => {
     const { server, seen: seen2 } = await recordingServer({ maxPipeline: 4 });
-    const c = client(server.port);
+    const c = rawClient(server.port);
     await c.connected;
     c.send(Array.from({ length: 40 }, (_, i) => `POST /p${i} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n${String(i).padStart(2, '0')}`).join(''));
     const rs = await c.responses(40, 5000);
@@ -396,7 +355,7 @@ describe('maxKeepaliveRequests (3) and maxPipeline (4)', () => {
 describe('maxConnections (3)', () => {
   it('the 4th connection is accepted and closed at once; a freed slot is usable again', async () => {
     const { server } = await recordingServer({ maxConnections: 3 });
-    const held = [client(server.port), client(server.port), client(server.port)];
+    const held = [rawClient(server.port), rawClient(server.port), rawClient(server.port)];
     for (const [i, c] of held.entries()) {
       await c.connected;
       c.send(`GET /held${i} HTTP/1.1\r\nHost: x\r\n\r\n`);
@@ -404,7 +363,7 @@ describe('maxConnections (3)', () => {
     }
     expect(server.engine.stats().connections).toBe(3);
 
-    const extra = client(server.port);
+    const extra = rawClient(server.port);
     await extra.connected;
     extra.send('GET /extra HTTP/1.1\r\nHost: x\r\n\r\n');
     await extra.waitClosed(1000);
@@ -417,7 +376,7 @@ describe('maxConnections (3)', () => {
 
     held[1].sock.destroy();
     await waitFor(() => server.engine.stats().connections === 2, 3000, 'slot freed');
-    const next = client(server.port);
+    const next = rawClient(server.port);
     await next.connected;
     next.send('GET /next HTTP/1.1\r\nHost: x\r\n\r\n');
     const [r] = await next.responses(1);
@@ -425,7 +384,7 @@ describe('maxConnections (3)', () => {
     expect(next.closed).toBe(false);
 
     // Full again: the next one is refused.
-    const extra2 = client(server.port);
+    const extra2 = rawClient(server.port);
     await extra2.connected;
     await extra2.waitClosed(1000);
     expect(extra2.data.length).toBe(0);
@@ -526,16 +485,16 @@ process.on('uncaughtException', (err) => {
     const pid = child.pid!;
 
     // A request works.
-    let c = client(port);
+    let c = rawClient(port);
     await c.connected;
     c.send('GET /first HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     expect((await c.responses(1)).map((r) => r.status)).toEqual([200]);
     c.sock.destroy();
 
     // Open many more connections than the child has descriptors for.
-    const flood: ReturnType<typeof client>[] = [];
+    const flood: ReturnType<typeof rawClient>[] = [];
     for (let i = 0; i < 120; i++) {
-      const f = client(port);
+      const f = rawClient(port);
       flood.push(f);
     }
     await Promise.all(flood.map((f) => Promise.race([f.connected, sleep(2000)])));
@@ -557,7 +516,7 @@ process.on('uncaughtException', (err) => {
     await sleep(500);
     let served = false;
     for (let attempt = 0; attempt < 20 && !served; attempt++) {
-      c = client(port);
+      c = rawClient(port);
       await c.connected;
       c.send('GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
       try {

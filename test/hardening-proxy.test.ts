@@ -3,12 +3,11 @@
 // missing header closes the connection with no HTTP response; the header
 // deadline covers waiting for it; a plain listener treats "PROXY ..." as a
 // bad request (400).
-import net from 'node:net';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { Feersum, type FeersumRequest } from '../lib/index';
-import { openFdCount, parseResponses, sleep, waitFor } from './helpers';
+import { openFdCount, parseResponses, rawClient, sleep, waitFor } from './helpers';
 
 interface Seen {
   uri: string;
@@ -90,65 +89,9 @@ function tlv(type: number, value: Buffer | string): Buffer {
 
 const GET = (uri: string) => `GET ${uri} HTTP/1.1\r\nHost: x\r\n\r\n`;
 
-// ---------------------------------------------------------------- client
-
-function client(port: number) {
-  const sock = net.connect(port, '127.0.0.1');
-  let buf = Buffer.alloc(0);
-  let closedAt = 0;
-  let connectedAt = 0;
-  const connected = new Promise<void>((r) =>
-    sock.on('connect', () => {
-      connectedAt = Date.now();
-      r();
-    }),
-  );
-  sock.on('data', (d) => (buf = Buffer.concat([buf, d])));
-  sock.on('close', () => (closedAt = Date.now()));
-  sock.on('error', () => {});
-  return {
-    sock,
-    connected,
-    get connectedAt() {
-      return connectedAt;
-    },
-    get localPort() {
-      return sock.localPort ?? 0;
-    },
-    get data() {
-      return buf;
-    },
-    get closed() {
-      return closedAt !== 0;
-    },
-    get closedAt() {
-      return closedAt;
-    },
-    send(s: string | Buffer) {
-      if (!sock.destroyed) sock.write(s);
-    },
-    async responses(n: number, ms = 3000) {
-      const start = Date.now();
-      for (;;) {
-        const rs = parseResponses(buf);
-        if (rs.length >= n) return rs;
-        if (Date.now() - start > ms) throw new Error(`got ${rs.length} of ${n} responses: ${JSON.stringify(buf.toString('latin1'))}`);
-        await sleep(5);
-      }
-    },
-    async waitClosed(ms = 4000) {
-      const start = Date.now();
-      while (!closedAt) {
-        if (Date.now() - start > ms) throw new Error(`connection not closed after ${ms} ms`);
-        await sleep(5);
-      }
-    },
-  };
-}
-
 /** Sends `pieces` (with `gapMs` between them) on a new connection to the PROXY listener. */
 async function send(pieces: Array<string | Buffer>, gapMs = 0, port = proxyPort) {
-  const c = client(port);
+  const c = rawClient(port);
   await c.connected;
   for (const p of pieces) {
     c.send(p);

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { EngineOptions, FeersumRequest, Writer } from '../lib/index';
-import { openFdCount, parseResponses, sleep, startServer, type TestServer, waitFor } from './helpers';
+import { openFdCount, parseResponses, rawClient, sleep, startServer, type TestServer, waitFor } from './helpers';
 
 let baselineFds = 0;
 const servers: TestServer[] = [];
@@ -27,57 +27,6 @@ async function serve(handler: (req: FeersumRequest) => unknown, options: EngineO
   server.engine.onError((err) => errors.push(err));
   servers.push(server);
   return { server, errors };
-}
-
-/** One client connection that collects what the server sends, and when it closed. */
-function client(port: number, opts: { paused?: boolean } = {}) {
-  const sock = net.connect(port, '127.0.0.1');
-  let buf = Buffer.alloc(0);
-  let closedAt = 0;
-  const connectedAt = { t: 0 };
-  const connected = new Promise<void>((r) =>
-    sock.on('connect', () => {
-      connectedAt.t = Date.now();
-      r();
-    }),
-  );
-  if (opts.paused) sock.pause();
-  sock.on('data', (d) => (buf = Buffer.concat([buf, d])));
-  sock.on('close', () => (closedAt = Date.now()));
-  sock.on('error', () => {});
-  return {
-    sock,
-    connected,
-    connectedAt,
-    get data() {
-      return buf;
-    },
-    get closed() {
-      return closedAt !== 0;
-    },
-    get closedAt() {
-      return closedAt;
-    },
-    send(s: string | Buffer) {
-      if (!sock.destroyed) sock.write(s);
-    },
-    async responses(n: number, ms = 3000) {
-      const start = Date.now();
-      for (;;) {
-        const rs = parseResponses(buf).filter((r) => r.status >= 200);
-        if (rs.length >= n) return rs;
-        if (Date.now() - start > ms) throw new Error(`got ${rs.length} of ${n} responses: ${JSON.stringify(buf.toString('latin1'))}`);
-        await sleep(5);
-      }
-    },
-    async waitClosed(ms = 5000) {
-      const start = Date.now();
-      while (!closedAt) {
-        if (Date.now() - start > ms) throw new Error(`connection not closed after ${ms} ms`);
-        await sleep(5);
-      }
-    },
-  };
 }
 
 const ok = (req: FeersumRequest) => {
@@ -106,7 +55,7 @@ describe('headerTimeout (1 s)', () => {
 
   it('a slow-trickle head (a byte every 50 ms) gets 408 at the deadline: the deadline is not reset per byte', async () => {
     const before = seen;
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     const head = 'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(200) + '\r\n\r\n';
     const t0 = Date.now();
@@ -129,17 +78,17 @@ describe('headerTimeout (1 s)', () => {
   });
 
   it('a connection that sends nothing is closed silently at the deadline', async () => {
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     await c.waitClosed(4000);
     expect(c.data.length).toBe(0);
-    const elapsed = c.closedAt - c.connectedAt.t;
+    const elapsed = c.closedAt - c.connectedAt;
     expect(elapsed).toBeGreaterThanOrEqual(900);
     expect(elapsed).toBeLessThan(2500);
   });
 
   it('a head that arrives in pieces within the deadline is served', async () => {
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     for (const piece of ['GET /pie', 'ces HTTP/1.1\r\n', 'Host: x\r\n', '\r\n']) {
       c.send(piece);
@@ -151,7 +100,7 @@ describe('headerTimeout (1 s)', () => {
   });
 
   it('on a keep-alive connection, the next head has its own deadline from its first byte', async () => {
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     c.send('GET /1 HTTP/1.1\r\nHost: x\r\n\r\n');
     await c.responses(1);
@@ -192,7 +141,7 @@ describe('readTimeout (1 s)', () => {
 
   it('a body that stalls is dropped after readTimeout; the app never saw the (buffered) request', async () => {
     const before = seen;
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     const t0 = Date.now();
     c.send('POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789');
@@ -204,7 +153,7 @@ describe('readTimeout (1 s)', () => {
   });
 
   it('a body that trickles in (a byte every 300 ms) is not cut: the timeout is idle time, not a deadline', async () => {
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     c.send('POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n');
     for (let i = 0; i < 8; i++) {
@@ -227,7 +176,7 @@ describe('readTimeout (1 s)', () => {
       { readTimeout: 1, bodyBufferSize: 0 },
     );
     const before = bodyErrors.length;
-    const c = client(server.port);
+    const c = rawClient(server.port);
     await c.connected;
     c.send('POST /stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
     await c.waitClosed(4000);
@@ -245,7 +194,7 @@ describe('keepaliveTimeout (1 s)', () => {
   });
 
   it('an idle keep-alive connection is closed after keepaliveTimeout', async () => {
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     c.send('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     await c.responses(1);
@@ -258,7 +207,7 @@ describe('keepaliveTimeout (1 s)', () => {
   });
 
   it('each request restarts the idle timer', async () => {
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     for (let i = 1; i <= 4; i++) {
       c.send(`GET /${i} HTTP/1.1\r\nHost: x\r\n\r\n`);
@@ -295,7 +244,7 @@ describe('writeTimeout (1 s)', () => {
       },
       { writeTimeout: 1 },
     );
-    const c = client(server.port, { paused: true });
+    const c = rawClient(server.port, { paused: true });
     await c.connected;
     c.send('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
     await waitFor(() => guards > 0, 10000, 'responseGuard after the write timeout');
@@ -373,7 +322,7 @@ describe('response completion (what the write timeout and guards rely on)', () =
       w.write('hello');
       setTimeout(() => w.close(), 50); // the 5 bytes are on the wire by now
     }, { keepaliveTimeout: 30 });
-    const c = client(server.port);
+    const c = rawClient(server.port);
     await c.connected;
     c.send('GET /cl-late-close HTTP/1.1\r\nHost: x\r\n\r\n');
     const [r] = await c.responses(1);
@@ -439,7 +388,7 @@ describe('handlerTimeout (1 s)', () => {
   });
 
   it('an app that never answers: the client gets 503 and a close after handlerTimeout', async () => {
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     const t0 = Date.now();
     c.send('GET /never HTTP/1.1\r\nHost: x\r\n\r\n');
@@ -453,7 +402,7 @@ describe('handlerTimeout (1 s)', () => {
 
   it('a late sendResponse is silently ignored (no throw, nothing on the wire, no crash)', async () => {
     for (const uri of ['/late', '/late-guarded', '/late-stream']) {
-      const c = client(port);
+      const c = rawClient(port);
       await c.connected;
       c.send(`GET ${uri} HTTP/1.1\r\nHost: x\r\n\r\n`);
       const [r] = await c.responses(1, 4000);
@@ -469,7 +418,7 @@ describe('handlerTimeout (1 s)', () => {
   });
 
   it('a response started in time is not cut by handlerTimeout, however long it streams', async () => {
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     c.send('GET /slow-stream HTTP/1.1\r\nHost: x\r\n\r\n');
     const [r] = await c.responses(1, 5000);
@@ -480,7 +429,7 @@ describe('handlerTimeout (1 s)', () => {
   });
 
   it('a response within the limit is untouched, and the connection stays usable', async () => {
-    const c = client(port);
+    const c = rawClient(port);
     await c.connected;
     c.send('GET /quick HTTP/1.1\r\nHost: x\r\n\r\nGET /quick HTTP/1.1\r\nHost: x\r\n\r\n');
     const rs = await c.responses(2, 4000);
@@ -524,7 +473,7 @@ describe('maxWriteBuffer (1 MiB)', () => {
     );
     const rssBefore = process.memoryUsage().rss;
     peakRss = rssBefore;
-    const c = client(server.port, { paused: true });
+    const c = rawClient(server.port, { paused: true });
     await c.connected;
     c.send('GET /flood HTTP/1.1\r\nHost: x\r\n\r\n');
     await waitFor(() => stop || attempted >= 256 * 1024 * 1024, 20000, 'the flood to stop');
@@ -546,7 +495,7 @@ describe('maxWriteBuffer (1 MiB)', () => {
 describe('afterwards', () => {
   it('still answers a normal request', async () => {
     const { server } = await serve(ok, {});
-    const c = client(server.port);
+    const c = rawClient(server.port);
     await c.connected;
     c.send('GET /alive HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     const [r] = await c.responses(1);

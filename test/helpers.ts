@@ -170,3 +170,61 @@ export async function waitFor(fn: () => boolean, ms = 3000, what = 'condition'):
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One raw client connection that collects what the server sends, and when
+ *  it connected and closed. `paused` starts it not reading (a slow reader). */
+export function rawClient(port: number, opts: { paused?: boolean } = {}) {
+  const sock = net.connect(port, '127.0.0.1');
+  let buf = Buffer.alloc(0);
+  let connectedAt = 0;
+  let closedAt = 0;
+  const connected = new Promise<void>((r) =>
+    sock.on('connect', () => {
+      connectedAt = Date.now();
+      r();
+    }),
+  );
+  if (opts.paused) sock.pause();
+  sock.on('data', (d) => (buf = Buffer.concat([buf, d])));
+  sock.on('close', () => (closedAt = Date.now()));
+  sock.on('error', () => {});
+  return {
+    sock,
+    connected,
+    get connectedAt() {
+      return connectedAt;
+    },
+    get localPort() {
+      return sock.localPort ?? 0;
+    },
+    get data() {
+      return buf;
+    },
+    get closed() {
+      return closedAt !== 0;
+    },
+    get closedAt() {
+      return closedAt;
+    },
+    send(s: string | Buffer) {
+      if (!sock.destroyed) sock.write(s);
+    },
+    /** Waits for `n` final (non-1xx) responses. */
+    async responses(n: number, ms = 3000) {
+      const start = Date.now();
+      for (;;) {
+        const rs = parseResponses(buf).filter((r) => r.status >= 200);
+        if (rs.length >= n) return rs;
+        if (Date.now() - start > ms) throw new Error(`got ${rs.length} of ${n} responses: ${JSON.stringify(buf.toString('latin1'))}`);
+        await sleep(5);
+      }
+    },
+    async waitClosed(ms = 5000) {
+      const start = Date.now();
+      while (!closedAt) {
+        if (Date.now() - start > ms) throw new Error(`connection not closed after ${ms} ms`);
+        await sleep(5);
+      }
+    },
+  };
+}
