@@ -87,6 +87,7 @@ function server(kind, port, certDir) {
 // ------------------------------------------------------------------ driver
 
 const P = require('./proc');
+const { parseWrk, fmt, pct, ratio, fmtRatio } = require('./wrk-report');
 
 const env = process.env;
 const cores = P.coreCount();
@@ -161,27 +162,7 @@ async function measured(pid, fn) {
   return { r, m };
 }
 
-const UNITS = { us: 1e-3, ms: 1, s: 1000, m: 60000 };
 
-function parseWrk(text) {
-  const total = /(\d+) requests in ([\d.]+)(us|ms|s|m),/.exec(text);
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
-  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(text);
-  const lat = {};
-  for (const p of ['50', '99']) {
-    const m = new RegExp(`^\\s+${p}(?:\\.000)?%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(text);
-    if (m) lat[`p${p}_ms`] = Number(m[1]) * UNITS[m[2]];
-  }
-  const r = {
-    requests: total ? Number(total[1]) : 0,
-    rps: Number((/Requests\/sec:\s+([\d.]+)/.exec(text) || [])[1] || 0),
-    socketErrors: sock ? { connect: +sock[1], read: +sock[2], write: +sock[3], timeout: +sock[4] } : null,
-    non2xx: non2xx ? Number(non2xx[1]) : 0,
-    latency: lat,
-  };
-  r.errors = r.non2xx + (r.socketErrors ? Object.values(r.socketErrors).reduce((a, b) => a + b, 0) : 0);
-  return r;
-}
 
 /** s_time's summary: connections and the client's user seconds; 'r' = resumed, '*' = new. */
 function parseSTime(text) {
@@ -315,18 +296,6 @@ async function measureKind(kind, certDir) {
   return result;
 }
 
-function fmt(n) {
-  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a';
-}
-function pct(x) {
-  return Number.isFinite(x) ? `${x.toFixed(0)}%` : 'n/a';
-}
-function ratio(a, b) {
-  return Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : NaN;
-}
-function fmtRatio(x) {
-  return Number.isFinite(x) ? `${x.toFixed(2)}x` : 'n/a';
-}
 
 function markdown(doc) {
   const L = [];

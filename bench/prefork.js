@@ -23,6 +23,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const P = require('./proc');
+const { parseWrk, fmt } = require('./wrk-report');
 
 const env = process.env;
 const list = (v, d) => (v ?? d).split(/[\s,]+/).filter(Boolean);
@@ -108,22 +109,6 @@ function wrk(args, pinned) {
   });
 }
 
-const UNITS = { us: 1e-3, ms: 1, s: 1000 };
-function parseWrk(text) {
-  const num = (re) => Number((re.exec(text) || [0, 0])[1]);
-  const lat = (p) => {
-    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(text);
-    return m ? Number(m[1]) * UNITS[m[2]] : NaN;
-  };
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
-  return {
-    requests: num(/(\d+) requests in/),
-    rps: num(/Requests\/sec:\s+([\d.]+)/),
-    p50_ms: lat('50'),
-    p99_ms: lat('99'),
-    errors: num(/Non-2xx or 3xx responses: (\d+)/) + (sock ? sock.slice(1).reduce((a, n) => a + Number(n), 0) : 0),
-  };
-}
 
 async function measure(workers, maxReqs, pin) {
   const pinned = pin === 'split';
@@ -139,7 +124,8 @@ async function measure(workers, maxReqs, pin) {
       const c0 = treeCpu(child.pid);
       const text = await wrk([...base, `-d${cfg.duration}s`, url], pinned);
       const c1 = treeCpu(child.pid);
-      const r = parseWrk(text);
+      const w = parseWrk(text);
+      const r = { requests: w.requests, rps: w.rps, p50_ms: w.latency.p50_ms ?? NaN, p99_ms: w.latency.p99_ms ?? NaN, errors: w.errors };
       const cpu = c1.total - c0.total;
       // The spread: each worker's share of the CPU the workers used, for
       // workers that lived through the whole run (without recycling, all).
@@ -170,7 +156,6 @@ async function measure(workers, maxReqs, pin) {
 }
 
 function markdown(doc) {
-  const fmt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
   const L = [
     `## feersum-ts runner: single process vs pre-fork (wrk -t${cfg.threads} -c${cfg.connections}, ${cfg.duration}s per run)`,
     '',
