@@ -20,4 +20,5 @@ export type {
   Responder,
 } from './psgi/adapter';
 export { wsUpgradeRequest } from './psgi/raw-socket';
+export type { TunnelSocket } from './psgi/tunnel-socket';
 export type { UpgradeRequest } from './psgi/raw-socket';

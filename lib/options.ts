@@ -2,7 +2,9 @@
 export interface EngineOptions {
   /** Bytes allowed for the request line plus headers (431 above; 414 for the request line alone). */
   maxHeaderSize?: number;
-  /** Number of header fields allowed (431 above). */
+  /** Bytes allowed for one line of the head, CRLF included: the request line (414 above) or a header line (431 above). */
+  maxHeaderLineSize?: number;
+  /** Number of header fields allowed (400 above). */
   maxHeaderCount?: number;
   /** Largest request body in bytes, 0 = unlimited (413 above). */
   maxBodySize?: number;
@@ -46,6 +48,7 @@ export type ResolvedOptions = Required<EngineOptions>;
 // first and a slow client cannot hold a connection with a trickle of bytes.
 export const DEFAULT_OPTIONS: ResolvedOptions = {
   maxHeaderSize: 32 * 1024,
+  maxHeaderLineSize: 8 * 1024,
   maxHeaderCount: 100,
   maxBodySize: 0,
   bodyBufferSize: 64 * 1024,
@@ -66,6 +69,7 @@ export const DEFAULT_OPTIONS: ResolvedOptions = {
 
 const LIMITS: Record<keyof EngineOptions, [number, number]> = {
   maxHeaderSize: [256, 16 * 1024 * 1024],
+  maxHeaderLineSize: [64, 16 * 1024 * 1024],
   maxHeaderCount: [1, 10000],
   maxBodySize: [0, Number.MAX_SAFE_INTEGER],
   bodyBufferSize: [0, 64 * 1024 * 1024],
@@ -118,6 +122,7 @@ export function mergeOptions(base: ResolvedOptions, update: EngineOptions | unde
 export function nativeOptions(o: ResolvedOptions): Record<string, number | string> {
   return {
     maxHeaderSize: o.maxHeaderSize,
+    maxHeaderLineSize: o.maxHeaderLineSize,
     maxHeaderCount: o.maxHeaderCount,
     maxBodySize: o.maxBodySize,
     bodyBufferSize: o.bodyBufferSize,

@@ -76,6 +76,7 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   };
   double v;
   if (num("maxHeaderSize", &v)) c.limits.max_head_size = static_cast<uint32_t>(v);
+  if (num("maxHeaderLineSize", &v)) c.limits.max_line_size = static_cast<uint32_t>(v);
   if (num("maxHeaderCount", &v)) {
     c.limits.max_headers = static_cast<uint32_t>(v);
     e->setFieldCapacity(c.limits.max_headers);

@@ -274,12 +274,13 @@ struct FieldState {
 template <class S>
 struct Walker {
   const char* b;
-  size_t lim;  // bytes we may look at: min(len, max_head_size)
+  size_t lim;       // bytes we may look at: min(len, max_head_size)
+  size_t max_line;  // bytes of one field line, CRLF included
   S scan;
   ParseError err = ParseError::None;
   size_t err_off = 0;
 
-  Walker(const char* buf, size_t l) : b(buf), lim(l), scan(buf, l) {}
+  Walker(const char* buf, size_t l, size_t line) : b(buf), lim(l), max_line(line), scan(buf, l) {}
 
   Step fail(ParseError e, size_t off) {
     err = e;
@@ -458,6 +459,7 @@ struct Walker {
         return Step::NeedMore;
       }
       if (b[e + 1] != '\n') return fail(ParseError::BadRequest, e);  // bare CR
+      if (e + 2 - ls > max_line) return fail(ParseError::HeadTooLarge, ls);
       size_t ve = e;
       while (ve > v && isOws(static_cast<unsigned char>(b[ve - 1]))) --ve;
 
@@ -635,13 +637,17 @@ FEERSUM_ALWAYS_INLINE ParseResult parseImpl(const char* buf, size_t len, uint32_
                                             RequestHead* out) {
   const size_t max = limits.max_head_size;
   const size_t lim = len < max ? len : max;
-  Walker<S> w(buf, lim);
+  Walker<S> w(buf, lim, limits.max_line_size);
 
   auto error = [&](ParseError e, size_t off) {
     return ParseResult{ParseStatus::Error, e, static_cast<uint32_t>(off)};
   };
+  const ParseError line_too_long[2] = {ParseError::HeadTooLarge, ParseError::UriTooLong};
   auto needMore = [&](size_t line_start, bool in_request_line) {
-    if (len >= max) return error(in_request_line ? ParseError::UriTooLong : ParseError::HeadTooLarge, max);
+    if (len >= max) return error(line_too_long[in_request_line], max);
+    // An unfinished line already over the line limit: refuse it now rather
+    // than buffer up to max_head_size of it.
+    if (len - line_start > limits.max_line_size) return error(line_too_long[in_request_line], line_start);
     *scanned = static_cast<uint32_t>(line_start);
     return ParseResult{ParseStatus::Partial, ParseError::None, 0};
   };
@@ -679,6 +685,7 @@ FEERSUM_ALWAYS_INLINE ParseResult parseImpl(const char* buf, size_t len, uint32_
   s = w.requestLine(pos, &rl);
   if (s == Step::Fail) return error(w.err, w.err_off);
   if (s == Step::NeedMore) return needMore(pos, true);
+  if (rl.next - pos > limits.max_line_size) return error(ParseError::UriTooLong, pos);  // CRLF included
 
   FieldState st;
   s = w.template fieldLines<true>(rl.next, 0, &st, out->fields, limits.max_headers);

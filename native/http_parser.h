@@ -50,8 +50,8 @@ enum class ParseError : uint8_t {
   BadHost,              // 400: duplicate or malformed Host
   ObsFold,              // 400: obs-fold (line folding)
   UnknownMethod,        // 501: not a registered HTTP method (RFC 9110 section 9.1)
-  HeadTooLarge,         // 431: head exceeds max_head_size
-  UriTooLong,           // 414: request line alone exceeds max_head_size
+  HeadTooLarge,         // 431: head exceeds max_head_size, or a field line max_line_size
+  UriTooLong,           // 414: request line exceeds max_line_size (or max_head_size)
   TooManyHeaders,       // 400: more than max_headers fields
   BadVersion,           // 400: malformed HTTP-version token
   UnsupportedVersion,   // 505: well-formed but not HTTP/1.0 or HTTP/1.1
@@ -63,7 +63,10 @@ const char* describe(ParseError e);  // short English reason, for logs and error
 
 struct ParserLimits {
   uint32_t max_head_size = 32 * 1024;  // bytes, request line + fields + final CRLF
-  uint32_t max_headers = 100;          // number of fields
+  // Bytes of one line, its CRLF included: the request line (414 above) or
+  // a field line (431 above). nginx's large_client_header_buffers size.
+  uint32_t max_line_size = 8 * 1024;
+  uint32_t max_headers = 100;  // number of fields
 };
 
 struct RequestHead {

@@ -166,6 +166,54 @@ describe('maxHeaderSize (1024)', () => {
   });
 });
 
+describe('maxHeaderLineSize (default 8 KiB, like nginx)', () => {
+  let port = 0;
+  let seen: Seen[];
+  beforeAll(async () => {
+    const s = await recordingServer({});
+    port = s.server.port;
+    seen = s.seen;
+  });
+  const cookieLine = (size: number) => `Cookie: ${'c'.repeat(size - 'Cookie: \r\n'.length)}\r\n`;
+  const targetLine = (size: number) => `GET /${'a'.repeat(size - 'GET / HTTP/1.1\r\n'.length)} HTTP/1.1\r\n`;
+
+  it('a header line of 8192 bytes (CRLF included) is served; 8193 bytes gets 431 and a close', async () => {
+    const ok = await oneShot(port, `GET /ok HTTP/1.1\r\nHost: x\r\n${cookieLine(8192)}Connection: close\r\n\r\n`);
+    expect(ok.responses.map((r) => r.status)).toEqual([200]);
+    const before = seen.length;
+    const { responses, closed } = await oneShot(port, `GET /no HTTP/1.1\r\nHost: x\r\n${cookieLine(8193)}\r\n`);
+    expect(responses.map((r) => r.status)).toEqual([431]);
+    expect(closed).toBe(true);
+    expect(seen.length).toBe(before);
+  });
+
+  it('a request line of 8192 bytes is served; 8193 bytes gets 414', async () => {
+    const ok = await oneShot(port, `${targetLine(8192)}Host: x\r\nConnection: close\r\n\r\n`);
+    expect(ok.responses.map((r) => r.status)).toEqual([200]);
+    const { responses, closed } = await oneShot(port, `${targetLine(8193)}Host: x\r\n\r\n`);
+    expect(responses.map((r) => r.status)).toEqual([414]);
+    expect(closed).toBe(true);
+  });
+
+  it('an endless header line is refused at 8 KiB, before the 32 KiB head limit and without its line ending', async () => {
+    const c = rawClient(port);
+    await c.connected;
+    c.send(`GET / HTTP/1.1\r\nHost: x\r\nX-Long: ${'v'.repeat(8300)}`);
+    const [r] = await c.responses(1);
+    expect(r.status).toBe(431);
+    await c.waitClosed();
+  });
+
+  it('is configurable: 16 KiB lets a 12 KiB cookie through, and a smaller maxHeaderSize still wins', async () => {
+    const wide = await recordingServer({ maxHeaderLineSize: 16 * 1024 });
+    const ok = await oneShot(wide.server.port, `GET / HTTP/1.1\r\nHost: x\r\n${cookieLine(12 * 1024)}Connection: close\r\n\r\n`);
+    expect(ok.responses.map((r) => r.status)).toEqual([200]);
+    const narrow = await recordingServer({ maxHeaderSize: 4096, maxHeaderLineSize: 16 * 1024 });
+    const no = await oneShot(narrow.server.port, `GET / HTTP/1.1\r\nHost: x\r\n${cookieLine(6000)}\r\n`);
+    expect(no.responses.map((r) => r.status)).toEqual([431]);
+  });
+});
+
 // ---------------------------------------------------------------- body size
 
 describe('maxBodySize (1000)', () => {

@@ -35,12 +35,26 @@ export interface PsgiEnv {
   'psgix.input.buffered': boolean;
   'psgix.output.buffered': boolean;
   'psgix.output.guard': boolean;
-  'psgix.io': import('node:net').Socket;
+  /** The connection: a net.Socket on plain listeners, a TunnelSocket (a Duplex of the decrypted stream) on HTTPS ones. */
+  'psgix.io': import('node:net').Socket | import('./tunnel-socket').TunnelSocket;
   'psgix.informational': (status: number, headers: Array<string | number>) => void;
   'psgix.cleanup': boolean;
   'psgix.cleanup.handlers': Array<(env: PsgiEnv) => void>;
   'psgix.harakiri'?: boolean;
   'psgix.harakiri.commit'?: boolean;
+  // HTTPS listeners only, with nginx / mod_ssl names and values.
+  HTTPS?: 'on';
+  SSL_PROTOCOL?: string;
+  SSL_CIPHER?: string;
+  /** The SNI name the client asked for; absent without SNI. */
+  SSL_SERVER_NAME?: string;
+  /** 'SUCCESS', 'FAILED:<reason>' or 'NONE'. */
+  SSL_CLIENT_VERIFY?: string;
+  /** The client certificate's subject and issuer (RFC 2253), serial (hex) and PEM: only when one was presented. */
+  SSL_CLIENT_S_DN?: string;
+  SSL_CLIENT_I_DN?: string;
+  SSL_CLIENT_SERIAL?: string;
+  SSL_CLIENT_CERT?: string;
   [key: string]: unknown;
 }
 

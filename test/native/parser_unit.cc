@@ -576,6 +576,33 @@ void testLimits() {
     p = parseWhole(s.substr(0, 64), lim);
     CHECK(p.r.status == ParseStatus::Error && p.r.error == ParseError::HeadTooLarge && p.r.error_offset == 64);
   }
+  {
+    // max_line_size: one line, CRLF included; exactly at the limit passes.
+    ParserLimits lim;
+    lim.max_line_size = 64;
+    const std::string line = "GET /" + std::string(48, 'a') + " HTTP/1.1\r\n";
+    CHECK(line.size() == 64);
+    expectComplete(line + "Host: a\r\n\r\n", lim);
+    expectError("GET /a" + line.substr(5) + "Host: a\r\n\r\n", ParseError::UriTooLong, lim);
+    const std::string field = "X: " + std::string(59, 'x') + "\r\n";
+    CHECK(field.size() == 64);
+    expectComplete(req(withHost(field)), lim);
+    expectError(req(withHost("X: x" + field.substr(3))), ParseError::HeadTooLarge, lim);
+    // trailing whitespace counts: it is on the line
+    expectError(req(withHost("X: x  " + std::string(59, ' ') + "\r\n")), ParseError::HeadTooLarge, lim);
+    // an unfinished line is refused as soon as it is over the limit, long
+    // before max_head_size: the server does not buffer it
+    Parsed p = parseWhole("GET /" + std::string(59, 'a'), lim);
+    CHECK(p.r.status == ParseStatus::Partial);
+    p = parseWhole("GET /" + std::string(60, 'a'), lim);
+    CHECK(p.r.status == ParseStatus::Error && p.r.error == ParseError::UriTooLong);
+    p = parseWhole("GET / HTTP/1.1\r\nX: " + std::string(62, 'x'), lim);
+    CHECK(p.r.status == ParseStatus::Error && p.r.error == ParseError::HeadTooLarge && p.r.error_offset == 16);
+    // the default is nginx's 8 KiB
+    CHECK(ParserLimits().max_line_size == 8 * 1024);
+    expectComplete(req(withHost("Cookie: " + std::string(8 * 1024 - 10, 'c') + "\r\n")));
+    expectError(req(withHost("Cookie: " + std::string(8 * 1024 - 9, 'c') + "\r\n")), ParseError::HeadTooLarge);
+  }
   // max_headers: exactly N passes, N+1 fails
   for (uint32_t n : {1u, 2u, 10u, 100u}) {
     std::string fields = withHost("");
