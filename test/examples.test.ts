@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 
+import { loadBinding } from '../lib/native';
 import { CLI, ROOT, startProgram, startRunner, stopAll } from './example-helpers';
 
 const execFileP = promisify(execFile);
@@ -328,6 +329,75 @@ describe('examples/deploy', () => {
     expect(await program.stop()).toBe(0);
     expect(program.stdout()).toContain('"GET /in-a-container HTTP/1.1" 200'); // --access-log -
   });
+
+  it.skipIf(!HAS_RUNNER)('server-starter.sh: its runner command serves on the sockets start_server passes (start_server itself is not run)', async () => {
+    const script = deployFile('server-starter.sh');
+    await execFileP('sh', ['-n', path.join(EX, 'deploy', 'server-starter.sh')]); // valid shell
+    const line = script.match(/^exec (start_server [\s\S]*?[^\\])$/m)![1].replace(/\\\n\s*/g, ' ');
+    const [starterArgs, command] = line.split(' -- ');
+    expect(starterArgs).toMatch(/--port 0\.0\.0\.0:8080 --path \/run\/myapp\/app\.sock --interval \d+/);
+    const argv = command.split(/\s+/).filter(Boolean);
+    expect(argv[0]).toBe('node_modules/.bin/feersum-ts');
+    expect(argv).not.toContain('--pid-file'); // the old generation would still hold it
+    expect(argv.some((a) => a.startsWith('--listen'))).toBe(false); // the sockets come from start_server
+    // What start_server does: bind the --port and --path sockets, and start
+    // the command with them as fds 3 and 4, named in SERVER_STARTER_PORT.
+    const dir = appDir();
+    const logs = path.join(dir, 'log');
+    fs.mkdirSync(logs);
+    const free = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = s.address() as net.AddressInfo;
+        s.close(() => resolve(port));
+      });
+    });
+    const sockPath = path.join(dir, 'app.sock');
+    const tcpFd = loadBinding().bindSocket({ host: '127.0.0.1', port: free }, 128);
+    const unixFd = loadBinding().bindSocket({ path: sockPath }, 128);
+    try {
+      const args = argv.slice(1).map((a) => a.replace('/var/log/myapp', logs).replace(/^--pre-fork=\d+$/, '--pre-fork=2'));
+      const child = spawn(path.join(dir, argv[0]), args, {
+        cwd: dir,
+        stdio: ['ignore', 'ignore', 'ignore', tcpFd, unixFd],
+        env: { ...process.env, SERVER_STARTER_PORT: `127.0.0.1:${free}=3;${sockPath}=4`, SERVER_STARTER_GENERATION: '1' },
+      });
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      const program = {
+        stop: async () => {
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+          return exited;
+        },
+      };
+      activated.add(program);
+      // Its messages go to --error-log: ready once that says so.
+      const errorLog = path.join(logs, 'error.log');
+      const deadline = Date.now() + 20000;
+      while (!(fs.existsSync(errorLog) && /listening on /.test(fs.readFileSync(errorLog, 'utf8')))) {
+        if (child.exitCode !== null || Date.now() > deadline) {
+          throw new Error(`the runner did not start (${child.exitCode}): ${fs.existsSync(errorLog) ? fs.readFileSync(errorLog, 'utf8') : ''}`);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(fs.readFileSync(errorLog, 'utf8')).toContain(`listening on http://127.0.0.1:${free}, unix:${sockPath} with 2 worker(s)`);
+      expect(await (await fetch(`http://127.0.0.1:${free}/hot-deploy`)).text()).toBe('Hello from /hot-deploy\n');
+      const viaUnix = await new Promise<string>((resolve, reject) => {
+        const c = net.connect(sockPath, () => c.end('GET /over-unix HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+        let got = '';
+        c.setEncoding('utf8').on('data', (d: string) => (got += d));
+        c.on('end', () => resolve(got));
+        c.on('error', reject);
+      });
+      expect(viaUnix).toMatch(/^HTTP\/1\.1 200[\s\S]*Hello from \/over-unix/);
+      // start_server's SIGTERM (the next generation is up): a graceful exit.
+      expect(await program.stop()).toBe(0);
+      activated.delete(program);
+      expect(fs.existsSync(sockPath)).toBe(true); // start_server's socket file, not the runner's to remove
+      expect(fs.readFileSync(path.join(logs, 'access.log'), 'utf8')).toContain('"GET /hot-deploy HTTP/1.1" 200');
+    } finally {
+      fs.closeSync(tcpFd);
+      fs.closeSync(unixFd);
+    }
+  }, 30000);
 
   it.skipIf(!HAS_RUNNER)('haproxy.cfg / nginx.conf: the runner command they name accepts their PROXY headers', async () => {
     const haproxy = deployFile('haproxy.cfg');

@@ -24,6 +24,16 @@ function expectOneLine(stderr: string, re: RegExp): void {
   expect(stderr).not.toMatch(/\n\s+at /);
 }
 
+/** An option's entry in --help: its name line (from the name on) and the indented description that follows. */
+function helpEntry(help: string, opt: string): string {
+  const lines = help.split('\n');
+  const at = lines.findIndex((l) => new RegExp(`(^|\\s)${opt}(=|$)`).test(l));
+  expect(at, `${opt} in --help`).toBeGreaterThanOrEqual(0);
+  let end = at + 1;
+  while (lines[end]?.startsWith('        ')) end++;
+  return [lines[at].slice(lines[at].indexOf(opt)), ...lines.slice(at + 1, end).map((l) => l.trim())].join(' ');
+}
+
 describe('help and version', () => {
   it('--help lists every option with its default, and exits 0', async () => {
     const r = await runCli(['--help']);
@@ -40,14 +50,19 @@ describe('help and version', () => {
       ['--keepalive-timeout', '75'],
       ['--max-keepalive-reqs', '1000'],
       ['--shutdown-timeout', '30'],
+      ['--spawn-interval', '0'],
+      ['--backlog', '511'],
+      ['--socket', 'none'],
+      ['--error-log', 'stderr'],
+      ['--ssl-verify-client', 'optional with --ssl-ca-file, else none'],
     ]) {
-      // Each option is a name line followed by its indented description.
-      const lines = r.stdout.split('\n');
-      const at = lines.findIndex((l) => l.includes(`${opt}=`));
-      let end = at + 1;
-      while (lines[end]?.startsWith('        ')) end++;
-      expect(lines.slice(at + 1, end).join(' '), opt).toContain(`[default: ${def}]`);
+      expect(helpEntry(r.stdout, opt), opt).toContain(`[default: ${def}]`);
     }
+    // Every setting shows its default; --help and --version are actions, not settings.
+    for (const o of OPTIONS.filter((o) => o.name !== 'help' && o.name !== 'version')) {
+      expect(helpEntry(r.stdout, `--${o.name}`), o.name).toMatch(/\[default: [^\]]+\]/);
+    }
+    expect(helpEntry(r.stdout, '--ssl-verify-client')).toMatch(/^--ssl-verify-client=none\|optional\|require /);
     expect((await runCli(['-h'])).stdout).toBe(r.stdout);
   });
 
@@ -92,7 +107,15 @@ describe('bad usage: exit status 2, one line', () => {
     ['--ssl-key-file without TLS', ['--ssl-key-file=k.pem', APP], /--ssl-key-file needs --ssl or an https:\/\/ listener/],
     ['https without key files', ['--listen', 'https://127.0.0.1:8443', APP], /need --ssl-key-file and --ssl-cert-file/],
     ['--ssl without key files', ['--ssl', APP], /need --ssl-key-file and --ssl-cert-file/],
-    ['--ssl-verify-client without a CA', ['--ssl', '--ssl-key-file=k', '--ssl-cert-file=c', '--ssl-verify-client', APP], /--ssl-verify-client needs --ssl-ca-file/],
+    ['--ssl-verify-client without a CA', ['--ssl', '--ssl-key-file=k', '--ssl-cert-file=c', '--ssl-verify-client', APP], /--ssl-verify-client=require needs --ssl-ca-file/],
+    ['--ssl-verify-client=optional without a CA', ['--ssl', '--ssl-key-file=k', '--ssl-cert-file=c', '--ssl-verify-client=optional', APP], /--ssl-verify-client=optional needs --ssl-ca-file/],
+    ['--ssl-verify-client require without a CA', ['--ssl', '--ssl-key-file=k', '--ssl-cert-file=c', '--ssl-verify-client', 'require', APP], /--ssl-verify-client=require needs --ssl-ca-file/],
+    ['bad --ssl-verify-client', ['--ssl', '--ssl-key-file=k', '--ssl-cert-file=c', '--ssl-ca-file=ca', '--ssl-verify-client=maybe', APP], /--ssl-verify-client: 'maybe' is not none, optional or require/],
+    ['empty --ssl-verify-client', ['--ssl', '--ssl-key-file=k', '--ssl-cert-file=c', '--ssl-ca-file=ca', '--ssl-verify-client=', APP], /--ssl-verify-client: '' is not none, optional or require/],
+    ['--ssl-verify-client=REQUIRE (modes are lower case)', ['--ssl', '--ssl-key-file=k', '--ssl-cert-file=c', '--ssl-ca-file=ca', '--ssl-verify-client=REQUIRE', APP], /'REQUIRE' is not none, optional or require/],
+    // Two words, the value misspelt: it cannot be told from an app path, so it becomes a second one.
+    ['misspelt --ssl-verify-client value', ['--ssl', '--ssl-key-file=k', '--ssl-cert-file=c', '--ssl-verify-client', 'requried', APP], /one application only, got 2: 'requried' .*\(--ssl-verify-client takes none, optional or require\)$/],
+    ['--ssl-verify-client without TLS', ['--ssl-verify-client=none', APP], /--ssl-verify-client needs --ssl or an https:\/\/ listener/],
     ['--error-log -', ['--error-log=-', APP], /--error-log needs a file name/],
   ];
   for (const [name, args, re] of cases) {

@@ -1,7 +1,7 @@
 // Helpers for the runner tests: start the real CLI (dist/runner/cli.js) as
 // a child process, read its output, talk HTTP to it, find its workers, and
 // make sure nothing is left running after a test.
-import { type ChildProcess, execFile, spawn, type SpawnOptions } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn, type SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -140,6 +140,22 @@ export function childPids(pid: number): number[] {
     }
   }
   return out.sort((a, b) => a - b);
+}
+
+let clockTicks: number | undefined;
+
+/**
+ * When a process started, in Date.now() milliseconds (to about 10 ms), from
+ * /proc: exact however late a polling test notices the process.
+ */
+export function processStartTime(pid: number): number {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after "(comm)": state is field 3, starttime field 22 (ticks since boot).
+  const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  const uptime = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+  const bootedAt = Date.now() - uptime * 1000;
+  return bootedAt + (ticks / clockTicks) * 1000;
 }
 
 export function isAlive(pid: number): boolean {

@@ -1,14 +1,17 @@
 // The pre-fork runner: a supervisor and N workers on shared listeners.
 // Workers replaced after a crash, recycled after --max-reqs-per-child or
 // psgix.harakiri.commit, restarted with new code on SIGHUP -- all under
-// load with no failed request -- and graceful shutdown, crash-loop backoff,
-// logs and socket files in pre-fork mode.
+// load with no failed request -- and graceful shutdown (with
+// --shutdown-timeout), --spawn-interval, crash-loop backoff, logs and
+// socket files in pre-fork mode. Also a Server::Starter hot deploy, with
+// the test in start_server's place.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
+import { loadBinding } from '../lib/native';
 import {
   childPids,
   EXAMPLES,
@@ -17,6 +20,7 @@ import {
   killAll,
   removeTmpDirs,
   loadLoop,
+  processStartTime,
   request,
   Runner,
   sleep,
@@ -304,6 +308,75 @@ describe('pre-fork', () => {
     await stopRunner(runner);
   }, 60000);
 
+  it('--spawn-interval also paces the replacements of workers that died', async () => {
+    const { runner, port } = await startPrefork(['--pre-fork=2', '--spawn-interval=2', '--max-reqs-per-child=0', APP]);
+    const first = await waitForWorkers(runner, 2);
+    // Startup is paced too: the second worker started an interval after the first.
+    const [s0, s1] = first.map(processStartTime).sort((a, b) => a - b);
+    expect(s1 - s0).toBeGreaterThanOrEqual(1900);
+    // Workers that die within 5 s of starting count as a crash loop, whose
+    // back-off would add to the interval; these have been up longer.
+    await waitUntil(() => Date.now() - s1 > 5500, 10000, 'workers older than 5 s');
+    const killedAt = Date.now();
+    for (const pid of first) process.kill(pid, 'SIGKILL');
+    let fresh: number[] = [];
+    await waitUntil(() => {
+      fresh = childPids(runner.pid).filter((p) => !first.includes(p));
+      return fresh.length === 2;
+    }, 20000, 'two replacements');
+    const [r0, r1] = fresh.map(processStartTime).sort((a, b) => a - b);
+    // The first replacement at once (the last start was long ago), the second an interval later.
+    expect(r0 - killedAt).toBeLessThan(1500);
+    expect(r1 - r0).toBeGreaterThanOrEqual(1900);
+    expect(r1 - r0).toBeLessThan(4000);
+    expect(runner.stderr).not.toMatch(/quick worker failures/);
+    await waitForWorkers(runner, 2);
+    expect((await request({ port })).status).toBe(200);
+    await stopRunner(runner);
+  }, 60000);
+
+  it('--shutdown-timeout: a worker still busy at the timeout gives up its requests and exits', async () => {
+    const { runner, port } = await startPrefork(['--pre-fork=1', '--shutdown-timeout=1', APP]);
+    const [worker] = await waitForWorkers(runner, 1);
+    const slow = request({ port }, '/slow?ms=20000', { timeout: 30000 }).catch((err: Error) => err);
+    await sleep(300);
+    const t0 = Date.now();
+    runner.signal('SIGTERM');
+    expect(await runner.waitExit(20000)).toEqual({ code: 0, signal: null });
+    const took = Date.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(900); // it waited for the request...
+    expect(took).toBeLessThan(5000); // ...for about a second, not the 20 the request wanted
+    expect(await slow).toBeInstanceOf(Error);
+    expect(runner.stderr).toMatch(/shutdown timeout: giving up on 1 request\(s\)/);
+    expect(isAlive(worker)).toBe(false);
+  }, 30000);
+
+  it('--shutdown-timeout: a worker too busy to stop by itself is killed by the supervisor', async () => {
+    const dir = tmpDir();
+    const app = path.join(dir, 'block.js');
+    // Blocks its event loop: the worker cannot act on the stop request or its own timeout.
+    fs.writeFileSync(
+      app,
+      "module.exports = (env) => {\n  if (env.PATH_INFO === '/block') { const end = Date.now() + 20000; while (Date.now() < end); }\n" +
+        "  return [200, [], [String(process.pid)]];\n};\n",
+    );
+    const { runner, port } = await startPrefork(['--pre-fork=1', '--shutdown-timeout=1', app]);
+    const [worker] = await waitForWorkers(runner, 1);
+    const blocked = request({ port }, '/block', { timeout: 30000 }).catch((err: Error) => err);
+    await sleep(300);
+    const t0 = Date.now();
+    runner.signal('SIGTERM');
+    expect(await runner.waitExit(20000)).toEqual({ code: 0, signal: null });
+    const took = Date.now() - t0;
+    // The supervisor's backstop: the timeout plus 2 s of grace, then SIGKILL.
+    expect(took).toBeGreaterThanOrEqual(2500);
+    expect(took).toBeLessThan(10000);
+    expect(runner.stderr).toMatch(new RegExp(`worker ${worker} still running 1s after it was told to stop; killing it`));
+    expect(runner.stderr).toMatch(new RegExp(`worker ${worker} was killed by SIGKILL`));
+    expect(await blocked).toBeInstanceOf(Error);
+    expect(isAlive(worker)).toBe(false);
+  }, 30000);
+
   it('SIGTERM drains an in-flight slow request, then removes the socket and pid files', async () => {
     const dir = tmpDir();
     const sock = path.join(dir, 'app.sock');
@@ -399,4 +472,69 @@ describe('pre-fork', () => {
     expect(runner.stderr).toBe('');
     await stopRunner(runner);
   }, 60000);
+});
+
+describe('Server::Starter hot deploy (the test does what start_server does)', () => {
+  for (const mode of [['--pre-fork=2'], []]) {
+    const name = mode.length ? 'pre-fork' : 'single process';
+    it(`a new generation on the same socket, SIGTERM to the old one: it drains, nothing fails (${name})`, async () => {
+      // start_server binds once and hands the socket to every generation as
+      // an inherited descriptor, named in SERVER_STARTER_PORT (host:port=fd).
+      const port = await freePort();
+      const fd = loadBinding().bindSocket({ host: '127.0.0.1', port }, 128);
+      try {
+        const generation = (n: number) =>
+          new Runner([...mode, '--max-reqs-per-child=0', APP], {
+            stdio: ['ignore', 'pipe', 'pipe', fd],
+            env: { SERVER_STARTER_PORT: `127.0.0.1:${port}=3`, SERVER_STARTER_GENERATION: String(n) },
+          });
+        const processes = async (gen: Runner) => {
+          if (mode.length) await waitForWorkers(gen, 2);
+          return new Set([gen.pid, ...childPids(gen.pid)]);
+        };
+        const pidOf = (body: string) => Number(/(\d+)\s*$/.exec(body)![1]); // "hello from PID", "slept N ms in PID"
+
+        const gen1 = generation(1);
+        await gen1.waitFor(new RegExp(`listening on http://127\\.0\\.0\\.1:${port}`), 30000);
+        const gen1Pids = await processes(gen1);
+        // Accepted by generation 1 only (the only one yet): in flight across the hand-over.
+        const slow = request({ port }, '/slow?ms=6000', { timeout: 30000 });
+        const load = loadLoop({ port }, '/', 4);
+        await waitUntil(() => load.stats.ok >= 200, 30000, 'load on generation 1');
+
+        const gen2 = generation(2);
+        await gen2.waitFor(/listening on/, 30000);
+        const gen2Pids = await processes(gen2);
+        let okAt = load.stats.ok;
+        await waitUntil(() => load.stats.ok >= okAt + 200, 30000, 'load on both generations');
+
+        let slowDone = 0;
+        void slow.then(() => (slowDone = Date.now()));
+        gen1.signal('SIGTERM'); // start_server's hand-over
+        expect(slowDone, 'the slow request ended before the hand-over').toBe(0);
+        expect(await gen1.waitExit(40000), gen1.stderr).toEqual({ code: 0, signal: null });
+        const gen1ExitedAt = Date.now();
+        // It finished what it had accepted before exiting.
+        const r = await slow;
+        expect(r.status).toBe(200);
+        expect(gen1Pids.has(pidOf(r.body))).toBe(true);
+        expect(slowDone).toBeGreaterThan(0);
+        expect(slowDone).toBeLessThanOrEqual(gen1ExitedAt);
+        await waitUntil(() => [...gen1Pids].every((p) => !isAlive(p)), 10000, 'generation 1 to be gone');
+
+        okAt = load.stats.ok;
+        await waitUntil(() => load.stats.ok >= okAt + 200, 30000, 'load on generation 2 alone');
+        const result = await load.stop();
+        expect(result.failed, result.errors.slice(0, 5).join('\n')).toBe(0);
+        const served = [...result.bodies.keys()].map(pidOf);
+        expect(served.some((p) => gen1Pids.has(p))).toBe(true);
+        expect(served.some((p) => gen2Pids.has(p))).toBe(true);
+        for (let i = 0; i < 10; i++) expect(gen2Pids.has(pidOf((await request({ port })).body))).toBe(true);
+        gen2.signal('SIGTERM');
+        expect(await gen2.waitExit(40000), gen2.stderr).toEqual({ code: 0, signal: null });
+      } finally {
+        fs.closeSync(fd);
+      }
+    }, 90000);
+  }
 });

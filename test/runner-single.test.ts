@@ -74,6 +74,29 @@ describe('applications', () => {
     await stop(c.runner);
   });
 
+  it('serves an ES module written as .js in a package with "type": "module" (single and pre-fork)', async () => {
+    const dir = tmpDir();
+    // The nearest package.json (a directory up from the app) makes .js files ES modules.
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'esm-app', type: 'module' }));
+    fs.mkdirSync(path.join(dir, 'src'));
+    fs.writeFileSync(path.join(dir, 'src', 'greeting.js'), "export const greeting = 'esm in a .js file';\n");
+    // import, top-level await and export default: each a SyntaxError if loaded as CommonJS.
+    const app = path.join(dir, 'src', 'app.js');
+    fs.writeFileSync(
+      app,
+      "import { greeting } from './greeting.js';\nconst pid = await Promise.resolve(process.pid);\n" +
+        "export default () => [200, ['Content-Type', 'text/plain'], [`${greeting} from ${pid}`]];\n",
+    );
+    for (const mode of [[], ['--pre-fork=1']]) {
+      const { runner, port } = await start([...mode, app]);
+      const body = (await waitForHttp({ port })).body;
+      expect(body).toMatch(/^esm in a \.js file from \d+$/);
+      if (mode.length) expect(Number(body.split(' ').pop())).not.toBe(runner.pid); // a worker's
+      else expect(body).toBe(`esm in a .js file from ${runner.pid}`);
+      await stop(runner);
+    }
+  }, 30000);
+
   it('serves a native handler with --native', async () => {
     const { runner, port } = await start(['--native', path.join(EXAMPLES, 'native-app.js')]);
     const r = await request({ port }, '/n?q=1', { method: 'POST', body: 'x' });

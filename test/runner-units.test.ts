@@ -99,6 +99,22 @@ describe('option parsing', () => {
     expect(parseArgs(['app.js', '--version']).kind).toBe('version');
   });
 
+  it('reads --ssl-verify-client as none, optional or require; alone it means require', () => {
+    const tls = ['--ssl', '--ssl-key-file=k', '--ssl-cert-file=c'];
+    const ca = [...tls, '--ssl-ca-file=ca.pem'];
+    expect(run([...tls, 'a.js']).ssl.verifyClient).toBe('none');
+    expect(run([...ca, 'a.js']).ssl.verifyClient).toBe('optional'); // a CA file alone asks, without insisting
+    expect(run([...ca, '--ssl-verify-client=none', 'a.js']).ssl.verifyClient).toBe('none');
+    expect(run([...ca, '--ssl-verify-client', 'require', 'a.js']).ssl.verifyClient).toBe('require');
+    expect(run([...ca, '--ssl-verify-client', 'optional', 'a.js'])).toMatchObject({ app: '/srv/a.js', ssl: { verifyClient: 'optional' } });
+    // Alone, before the app path, before another option, last, or before --: require, and the app is the app.
+    expect(run([...ca, '--ssl-verify-client', 'a.js'])).toMatchObject({ app: '/srv/a.js', ssl: { verifyClient: 'require' } });
+    expect(run([...ca, '--ssl-verify-client', '--quiet', 'a.js']).ssl.verifyClient).toBe('require');
+    expect(run(['a.js', ...ca, '--ssl-verify-client']).ssl.verifyClient).toBe('require');
+    expect(run([...ca, '--ssl-verify-client', '--', 'require'])).toMatchObject({ app: '/srv/require', ssl: { verifyClient: 'require' } });
+    expect(() => run([...ca, '--ssl-verify-client=sometimes', 'a.js'])).toThrow(/'sometimes' is not none, optional or require/);
+  });
+
   it('takes the app after --', () => {
     expect(run(['--', '--weird-name.js']).app).toBe('/srv/--weird-name.js');
   });

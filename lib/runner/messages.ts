@@ -40,6 +40,8 @@ export type WorkerMessage =
   | { type: 'ready'; addresses: ListeningAddress[] }
   /** The app did not load; the worker exits with status 1 after this. */
   | { type: 'load-error'; message: string }
+  /** The app loaded but the worker cannot serve it (TLS files, a listener); it exits with status 1 after this. */
+  | { type: 'serve-error'; message: string }
   /** Wants to be replaced (max requests reached, or psgix.harakiri.commit); keeps serving until told to stop. */
   | { type: 'retire'; reason: string };
 

@@ -9,12 +9,24 @@ import { compileAccessLogFormat } from './access-log';
 import { UsageError } from './errors';
 import { type ListenSpec, parseListen, parsePort } from './listen-spec';
 
+/**
+ * Client certificates (--ssl-verify-client), as Apache's SSLVerifyClient and
+ * nginx's ssl_verify_client name them:
+ *   none      clients are not asked for a certificate;
+ *   optional  they are asked; the connection goes ahead with or without one
+ *             (and with one that does not verify), SSL_CLIENT_VERIFY tells the app;
+ *   require   the handshake refuses clients without a valid certificate.
+ * optional and require verify against --ssl-ca-file, so they need it.
+ */
+export type VerifyClient = 'none' | 'optional' | 'require';
+export const VERIFY_CLIENT_MODES: readonly VerifyClient[] = ['none', 'optional', 'require'];
+
 export interface SslConfig {
   enabled: boolean;
   keyFile?: string;
   certFile?: string;
   caFile?: string;
-  verifyClient: boolean;
+  verifyClient: VerifyClient;
 }
 
 export interface RunnerConfig {
@@ -50,13 +62,20 @@ export interface RunnerConfig {
 
 export type ParseResult = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; config: RunnerConfig };
 
-type Kind = 'flag' | 'string' | 'count' | 'seconds' | 'port' | 'mode';
+// 'choice': one of `choices`, written --opt=VALUE or --opt VALUE; with
+// `bare`, the option alone means that value. The two-word form only takes
+// the next argument when it is one of the choices, so a bare option followed
+// by the app path never swallows it.
+type Kind = 'flag' | 'string' | 'count' | 'seconds' | 'port' | 'mode' | 'choice';
 
 interface OptionDef {
   name: string;
   aliases?: string[];
   short?: string;
   kind: Kind;
+  choices?: readonly string[];
+  /** 'choice' options: the value of the option given alone. */
+  bare?: string;
   /** Collects every occurrence instead of keeping the last. */
   repeat?: boolean;
   metavar?: string;
@@ -84,7 +103,7 @@ export const OPTIONS: OptionDef[] = [
   { group: 'Listening', name: 'host', short: 'o', kind: 'string', metavar: 'HOST', def: 'every address',
     help: 'address to listen on (with --port)' },
   { group: 'Listening', name: 'port', short: 'p', kind: 'port', metavar: 'PORT', def: '5000', help: 'TCP port (with --host)' },
-  { group: 'Listening', name: 'socket', short: 'S', kind: 'string', repeat: true, metavar: 'PATH',
+  { group: 'Listening', name: 'socket', short: 'S', kind: 'string', repeat: true, metavar: 'PATH', def: 'none',
     help: 'listen on a Unix socket (a path, or @name for an abstract socket); repeatable' },
   { group: 'Listening', name: 'ipv6', kind: 'flag', def: 'off',
     help: 'every address means :: (IPv6 and IPv4) instead of 0.0.0.0; host names resolve to IPv6' },
@@ -127,9 +146,12 @@ export const OPTIONS: OptionDef[] = [
   { group: 'TLS', name: 'ssl-cert-file', kind: 'string', metavar: 'FILE', def: 'none',
     help: 'certificate (PEM), followed by its chain' },
   { group: 'TLS', name: 'ssl-ca-file', kind: 'string', metavar: 'FILE', def: 'none',
-    help: 'CA certificates (PEM): clients are asked for a certificate, verified against these' },
-  { group: 'TLS', name: 'ssl-verify-client', kind: 'flag', def: 'off',
-    help: 'refuse clients without a valid certificate (needs --ssl-ca-file)' },
+    help: 'CA certificates (PEM) that client certificates are verified against; see --ssl-verify-client' },
+  { group: 'TLS', name: 'ssl-verify-client', kind: 'choice', choices: VERIFY_CLIENT_MODES, bare: 'require',
+    metavar: 'none|optional|require', def: 'optional with --ssl-ca-file, else none',
+    help: 'client certificates: none = not asked for; optional = asked for and verified against --ssl-ca-file, ' +
+      'clients without a valid one are served too (the app sees SSL_CLIENT_VERIFY); require = the handshake ' +
+      'refuses clients without a valid one. optional and require need --ssl-ca-file; alone, the option means require' },
   // ---- operations
   { group: 'Logs and operation', name: 'access-log', kind: 'string', metavar: 'FILE|-', def: 'none',
     help: 'Apache combined access log to FILE, or stdout with -' },
@@ -155,10 +177,16 @@ for (const o of OPTIONS) {
 
 type Values = Map<string, string[]>;
 
-/** Splits argv into option values (by canonical name) and positional arguments. */
-function scan(argv: readonly string[]): { values: Values; positional: string[] } {
+/**
+ * Splits argv into option values (by canonical name) and positional
+ * arguments. `bareThenWord` records a 'choice' option given alone and
+ * followed by a word that is not one of its values (say a misspelt one), to
+ * explain the surplus positional argument that word becomes.
+ */
+function scan(argv: readonly string[]): { values: Values; positional: string[]; bareThenWord: OptionDef | undefined } {
   const values: Values = new Map();
   const positional: string[] = [];
+  let bareThenWord: OptionDef | undefined;
   const set = (o: OptionDef, v: string) => {
     const list = values.get(o.name) ?? [];
     if (o.repeat) list.push(v);
@@ -195,6 +223,17 @@ function scan(argv: readonly string[]): { values: Values; positional: string[] }
       set(o, '1');
       continue;
     }
+    if (o.kind === 'choice' && inline === undefined && o.bare !== undefined) {
+      const next = argv[i + 1];
+      if (next !== undefined && o.choices!.includes(next)) {
+        set(o, next);
+        i++;
+      } else {
+        if (next !== undefined && !next.startsWith('-')) bareThenWord = o;
+        set(o, o.bare);
+      }
+      continue;
+    }
     if (inline === undefined) {
       const next = argv[i + 1];
       // '-' alone (--access-log -) and negative numbers (to be refused as such)
@@ -207,7 +246,7 @@ function scan(argv: readonly string[]): { values: Values; positional: string[] }
     }
     set(o, inline);
   }
-  return { values, positional };
+  return { values, positional, bareThenWord };
 }
 
 function suggest(name: string): string {
@@ -225,6 +264,22 @@ function seconds(v: string, name: string): number {
   return Number(v);
 }
 
+function choice(v: string, name: string): string {
+  const o = BY_NAME.get(name)!;
+  if (!o.choices!.includes(v)) throw new UsageError(`--${name}: '${v}' is not ${orList(o.choices!)}`);
+  return v;
+}
+
+function tooManyApps(positional: string[], bareThenWord: OptionDef | undefined): UsageError {
+  const hint = bareThenWord ? ` (--${bareThenWord.name} takes ${orList(bareThenWord.choices!)})` : '';
+  return new UsageError(`one application only, got ${positional.length}: ${positional.map((p) => `'${p}'`).join(' ')}${hint}`);
+}
+
+/** "none, optional or require" */
+function orList(words: readonly string[]): string {
+  return words.length < 2 ? words.join('') : `${words.slice(0, -1).join(', ')} or ${words[words.length - 1]}`;
+}
+
 function mode(v: string, name: string): number {
   if (!/^0?[0-7]{3}$/.test(v)) throw new UsageError(`--${name}: '${v}' is not an octal mode such as 0660`);
   return parseInt(v, 8);
@@ -232,13 +287,16 @@ function mode(v: string, name: string): number {
 
 /** Parses the arguments after `feersum-ts`. Throws UsageError for anything malformed. */
 export function parseArgs(argv: readonly string[], cwd = process.cwd()): ParseResult {
-  const { values, positional } = scan(argv);
+  const { values, positional, bareThenWord } = scan(argv);
   const has = (name: string) => values.has(name);
   const str = (name: string) => values.get(name)?.[0];
   const all = (name: string) => values.get(name) ?? [];
 
   if (has('help')) return { kind: 'help' };
   if (has('version')) return { kind: 'version' };
+  // "--ssl-verify-client requried app.js": the misspelt value became an
+  // argument; say so before any complaint the option's bare meaning causes.
+  if (bareThenWord && positional.length > 1) throw tooManyApps(positional, bareThenWord);
 
   // Every value is checked, even those that only matter in another mode, so
   // a typo never waits for the day the option is used.
@@ -299,12 +357,16 @@ export function parseArgs(argv: readonly string[], cwd = process.cwd()): ParseRe
   if (ssl) for (const l of listen) if (l.kind === 'tcp') l.tls = true;
 
   // ---- TLS (the files themselves are read, and checked, at startup)
+  const caFile = str('ssl-ca-file');
+  const verifyGiven = str('ssl-verify-client');
   const sslConfig: SslConfig = {
     enabled: ssl,
     keyFile: str('ssl-key-file'),
     certFile: str('ssl-cert-file'),
-    caFile: str('ssl-ca-file'),
-    verifyClient: has('ssl-verify-client'),
+    caFile,
+    // A CA file alone asks for certificates and lets the app judge them:
+    // refusing clients in the handshake is the step to opt into.
+    verifyClient: verifyGiven !== undefined ? (choice(verifyGiven, 'ssl-verify-client') as VerifyClient) : caFile ? 'optional' : 'none',
   };
   // --ssl also covers inherited listeners, which are only known at startup.
   const anyTls = ssl || listen.some((l) => l.kind === 'tcp' && l.tls);
@@ -314,7 +376,10 @@ export function parseArgs(argv: readonly string[], cwd = process.cwd()): ParseRe
   }
   if (anyTls) {
     if (!sslConfig.keyFile || !sslConfig.certFile) throw new UsageError('HTTPS listeners need --ssl-key-file and --ssl-cert-file');
-    if (sslConfig.verifyClient && !sslConfig.caFile) throw new UsageError('--ssl-verify-client needs --ssl-ca-file');
+    if (sslConfig.verifyClient !== 'none' && !sslConfig.caFile) {
+      // Nothing to verify client certificates against.
+      throw new UsageError(`--ssl-verify-client=${sslConfig.verifyClient} needs --ssl-ca-file: client certificates are verified against its CAs`);
+    }
   }
 
   // ---- logs and operation
@@ -335,9 +400,7 @@ export function parseArgs(argv: readonly string[], cwd = process.cwd()): ParseRe
 
   // ---- the application
   if (positional.length === 0) throw new UsageError('no application given: feersum-ts [options] app.js (see --help)');
-  if (positional.length > 1) {
-    throw new UsageError(`one application only, got ${positional.length}: ${positional.map((p) => `'${p}'`).join(' ')}`);
-  }
+  if (positional.length > 1) throw tooManyApps(positional, undefined);
 
   const abs = (p: string | undefined) => (p === undefined || p === '-' ? p : path.resolve(cwd, p));
   return {

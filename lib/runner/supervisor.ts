@@ -46,7 +46,8 @@ interface Worker {
   spawnedAt: number;
   /** Set when the worker asked to be replaced. */
   retire?: { reason: string; at: number };
-  loadError?: string;
+  /** Why it could not start: the app did not load, or it cannot serve (e.g. broken TLS files). */
+  startError?: { stage: 'load' | 'serve'; message: string };
   killTimer?: NodeJS.Timeout;
 }
 
@@ -299,7 +300,10 @@ export class Supervisor {
         this.reconcile();
         break;
       case 'load-error':
-        w.loadError = m.message;
+        w.startError = { stage: 'load', message: m.message };
+        break;
+      case 'serve-error':
+        w.startError = { stage: 'serve', message: m.message };
         break;
       case 'retire':
         if (w.retire || w.state === 'stopping') return;
@@ -330,9 +334,13 @@ export class Supervisor {
 
     // Unexpected.
     const now = Date.now();
-    if (w.loadError) this.log.error(`worker ${w.pid} could not load the app: ${w.loadError}`);
+    const failed = w.startError;
+    if (failed?.stage === 'load') this.log.error(`worker ${w.pid} could not load the app: ${failed.message}`);
+    else if (failed) this.log.error(`worker ${w.pid}: ${failed.message}`); // "cannot accept connections on ...: ..."
     else this.log.warn(`worker ${w.pid} ${how}${w.state === 'starting' ? ' before it was ready' : ''}; replacing it`);
-    if (w.loadError && w.generation === this.generation && this.restarting) this.abortRestart();
+    // New code or new TLS files that do not work: the previous generation
+    // keeps serving, instead of a crash loop while it winds down.
+    if (failed && w.generation === this.generation && this.restarting) this.abortRestart(failed.stage);
 
     if (now - w.spawnedAt < QUICK_EXIT_MS) {
       this.crashStreak++;
@@ -355,8 +363,8 @@ export class Supervisor {
     this.reconcile();
   }
 
-  /** A new generation cannot load the app: keep the old workers rather than end with none. */
-  private abortRestart(): void {
+  /** A new generation cannot load the app, or cannot serve it: keep the old workers rather than end with none. */
+  private abortRestart(stage: 'load' | 'serve'): void {
     this.restarting = false;
     const gen = this.generation;
     let kept = 0;
@@ -369,7 +377,8 @@ export class Supervisor {
         kept++;
       }
     }
-    this.log.error(`graceful restart failed: the app does not load; ${kept} worker(s) of the previous code keep serving`);
+    const why = stage === 'load' ? 'the app does not load' : 'the new workers cannot serve';
+    this.log.error(`graceful restart failed: ${why}; ${kept} worker(s) of the previous code keep serving`);
   }
 
   private stopWorker(w: Worker): void {

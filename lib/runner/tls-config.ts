@@ -6,14 +6,14 @@ import { randomBytes } from 'node:crypto';
 
 import { createTlsContext, type TlsOptions } from '../tls';
 import { firstLine, StartupError } from './errors';
-import type { SslConfig } from './options';
+import type { SslConfig, VerifyClient } from './options';
 
 /** What a worker needs to rebuild the TLS options (JSON-safe). */
 export interface TlsConfig {
   certFile: string;
   keyFile: string;
   caFile: string | undefined;
-  verifyClient: boolean;
+  verifyClient: VerifyClient;
   /** Hex: session ticket keys shared by every worker, so a session resumes on any of them. */
   ticketKeys: string | undefined;
 }
@@ -34,8 +34,12 @@ export function tlsOptions(c: TlsConfig): TlsOptions {
   return {
     cert: c.certFile,
     key: c.keyFile,
-    // With a CA, clients are asked for a certificate; --ssl-verify-client makes it required.
-    ...(c.caFile ? { ca: c.caFile, requestCert: true, rejectUnauthorized: c.verifyClient } : {}),
+    // The CA file is read (and so checked) even with 'none', where no client
+    // is asked for a certificate: switching the mode on later cannot then
+    // discover a broken file. 'optional' lets every client in (the app
+    // reads SSL_CLIENT_VERIFY); 'require' refuses those without a valid one.
+    ...(c.caFile ? { ca: c.caFile } : {}),
+    ...(c.verifyClient !== 'none' ? { requestCert: true, rejectUnauthorized: c.verifyClient === 'require' } : {}),
     ...(c.ticketKeys ? { ticketKeys: Buffer.from(c.ticketKeys, 'hex') } : {}),
   };
 }

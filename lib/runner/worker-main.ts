@@ -2,6 +2,7 @@
 // the listeners at fds 3, 4, ... and an IPC channel). Loads the app, serves,
 // asks to be replaced when it has served its share, and stops gracefully
 // when told to -- or when the supervisor disappears.
+import { Feersum } from '../engine';
 import { loadApp } from './app-loader';
 import { firstLine } from './errors';
 import { LogFile } from './log-file';
@@ -118,8 +119,13 @@ async function main(): Promise<void> {
       },
     });
   } catch (err) {
-    log.error(`cannot serve: ${firstLine(err)}`);
-    process.exit(1);
+    // Renewed TLS files that are broken, say. Not a crash: reported like an
+    // app that does not load, so that a restart is abandoned and the old
+    // workers keep serving. Listeners taken before the failure stop
+    // accepting now, so nothing lands here while the report is on its way.
+    Feersum.endjinn().unlisten();
+    send({ type: 'serve-error', message: firstLine(err) }, () => process.exit(1));
+    return;
   }
   if (stopping) return; // told to stop while loading
   send({ type: 'ready', addresses: serving.addresses });
