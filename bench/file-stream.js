@@ -17,7 +17,7 @@
 // all downloads (wall time) and server CPU-seconds per GiB (utime+stime of
 // the server process from /proc).
 'use strict';
-const { spawn, execFileSync } = require('node:child_process');
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -68,31 +68,16 @@ const cfg = {
   clientCpus: env.CLIENT_CPUS ?? '1',
 };
 
-function pinned(cpus, cmd, args) {
-  return cpus !== '' ? ['taskset', ['-c', String(cpus), cmd, ...args]] : [cmd, args];
-}
-
-// nginx as one process (no master), so /proc/<pid> holds all its CPU time.
 function startNginx(port, file, sendfile, dir) {
-  const conf = path.join(dir, `nginx-${port}.conf`);
-  fs.writeFileSync(
-    conf,
-    `daemon off; master_process off; worker_processes 1; pid ${dir}/nginx-${port}.pid; error_log ${dir}/nginx-error.log;
-events { worker_connections 64; }
-http {
-  access_log off; sendfile ${sendfile ? 'on' : 'off'}; tcp_nopush on;
-  client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
-  server { listen 127.0.0.1:${port}; location = /file { alias ${file}; default_type application/octet-stream; } }
-}
-`,
-  );
-  const [cmd, args] = pinned(cfg.serverCpu, 'nginx', ['-c', conf, '-p', dir]);
-  return P.track(spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'] }));
+  const http = `sendfile ${sendfile ? 'on' : 'off'}; tcp_nopush on;
+  server { listen 127.0.0.1:${port}; location = /file { alias ${file}; default_type application/octet-stream; } }`;
+  return P.spawnNginx(dir, http, { cpus: cfg.serverCpu });
 }
 
 function download(port) {
-  const [cmd, args] = pinned(cfg.clientCpus, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `http://127.0.0.1:${port}/file`]);
-  const out = execFileSync(cmd, args, { encoding: 'utf8' }).trim().split(' ');
+  const curl = ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `http://127.0.0.1:${port}/file`];
+  const argv = cfg.clientCpus !== '' ? ['taskset', '-c', String(cfg.clientCpus), ...curl] : curl;
+  const out = execFileSync(argv[0], argv.slice(1), { encoding: 'utf8' }).trim().split(' ');
   if (out[0] !== '200' || Number(out[1]) !== cfg.size) throw new Error(`download: status ${out[0]}, ${out[1]} of ${cfg.size} bytes`);
 }
 
@@ -101,6 +86,10 @@ async function measure(kind, file, dir) {
   let child;
   if (kind.startsWith('nginx')) {
     child = startNginx(port, file, kind === 'nginx-sendfile', dir);
+    if (!child) {
+      P.log(`   ${kind}: skipped (nginx not installed)`);
+      return null;
+    }
   } else {
     child = P.spawnNode([__filename, '--server', kind, String(port), file], { cpus: cfg.serverCpu });
     await P.waitMessage(child, 'ready');
@@ -124,12 +113,6 @@ async function measure(kind, file, dir) {
 
 async function main() {
   P.checkBuild();
-  let haveNginx = true;
-  try {
-    execFileSync('nginx', ['-v'], { stdio: 'pipe' });
-  } catch {
-    haveNginx = false;
-  }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'feersum-file-'));
   const file = path.join(dir, 'file');
   fs.writeFileSync(file, Buffer.alloc(0));
@@ -140,11 +123,8 @@ async function main() {
   const rows = [];
   try {
     for (const kind of cfg.kinds) {
-      if (kind.startsWith('nginx') && !haveNginx) {
-        P.log(`   ${kind}: skipped (nginx not installed)`);
-        continue;
-      }
-      rows.push(await measure(kind, file, dir));
+      const row = await measure(kind, file, dir);
+      if (row) rows.push(row);
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -29,7 +29,9 @@
 //                          0 = unlimited, node:https's default (feersum's is
 //                          1000: wrk would reconnect, with a full handshake,
 //                          every 1000 requests on each connection)
-//   KINDS ["node feersum"]
+//   KINDS ["node feersum"]   add nginx for nginx (apt-get install nginx-light) as
+//                          a reference: one process, same certificate, `return 200`
+//                          (the server counters of the s_time runs are then n/a)
 //   SERVER_CPU [0]  CLIENT_CPUS [1]   taskset lists ('' = no pinning)
 //   OUT [bench/results/<date>-https.json]
 //
@@ -189,7 +191,20 @@ function sTimeArgs(port, mode, version) {
   return a;
 }
 
+// nginx, as a reference, with the same certificate, keep-alive settings and body.
+function startNginx(port, certDir) {
+  const requests = cfg.keepaliveRequests || 1000000000;
+  const http = `keepalive_timeout 600s; keepalive_requests ${requests};
+  server {
+    listen 127.0.0.1:${port} ssl; ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_certificate ${certDir}/cert.pem; ssl_certificate_key ${certDir}/key.pem;
+    location / { default_type text/plain; return 200 ${JSON.stringify(BODY)}; }
+  }`;
+  return P.spawnNginx(certDir, http, { cpus: cfg.serverCpu });
+}
+
 function serverStats(child) {
+  if (!child.send) return Promise.resolve({ tlsHandshakes: NaN, tlsResumed: NaN }); // nginx: not counted
   const p = P.waitMessage(child, 'stats', 5000);
   child.send({ cmd: 'stats' });
   return p.then((m) => m.stats);
@@ -215,9 +230,10 @@ async function measureKind(kind, certDir) {
   const result = { kind, keepalive: { runs: [] }, handshakes: {}, resumption: {} };
   const port = await P.freePort();
   P.log(`\n== ${kind}: https://127.0.0.1:${port}/` + (cfg.serverCpu !== '' ? ` (server on cpu ${cfg.serverCpu})` : ''));
-  const child = P.spawnNode([__filename, '--server', kind, String(port), certDir], { cpus: cfg.serverCpu });
+  const child = kind === 'nginx' ? startNginx(port, certDir) : P.spawnNode([__filename, '--server', kind, String(port), certDir], { cpus: cfg.serverCpu });
   try {
-    await P.waitMessage(child, 'ready');
+    if (!child) throw new Error('nginx is not installed (apt-get install nginx-light)');
+    if (kind !== 'nginx') await P.waitMessage(child, 'ready');
     await P.waitPort(port);
     result.pid = child.pid;
     result.protocol = await checkResponse(port);
@@ -327,6 +343,7 @@ function markdown(doc) {
   L.push('');
   L.push('### Connections per second with `openssl s_time`');
   L.push('');
+  const counted = (n) => (Number.isFinite(n) ? String(n) : 'n/a');
   L.push('| server | run | connections/s | per server CPU-s | server CPU | s_time CPU | server counted full / resumed | s_time new / resumed |');
   L.push('|---|---|---:|---:|---:|---:|---:|---:|');
   for (const k of c.kinds) {
@@ -335,7 +352,7 @@ function markdown(doc) {
       for (const [v, h] of Object.entries(bucket || {})) {
         L.push(
           `| ${k} | ${mode} ${v} | ${fmt(h.perSecond)} | ${fmt(h.perServerCpuSecond)} | ${pct(h.serverCpuPercent)} | ${pct(h.clientCpuPercent)} | ` +
-            `${h.serverFullHandshakes} / ${h.serverResumed} | ${h.newMarks} / ${h.resumedMarks} |`,
+            `${counted(h.serverFullHandshakes)} / ${counted(h.serverResumed)} | ${h.newMarks} / ${h.resumedMarks} |`,
         );
       }
     }
@@ -349,6 +366,10 @@ function markdown(doc) {
   L.push(`| keep-alive req/s | ${fmtRatio(R.keepalive.rps)} | >= 1.8x: ${R.keepalive.rps >= 1.8 ? 'met' : 'NOT met'} |`);
   L.push(`| keep-alive req/s, best run of each | ${fmtRatio(R.keepalive.bestRps)} | |`);
   L.push(`| keep-alive req/CPU-s | ${fmtRatio(R.keepalive.reqPerCpuSecond)} | |`);
+  if (Number.isFinite(R.keepalive.nginxRps)) {
+    L.push(`| (reference) nginx / node:https keep-alive req/s | ${fmtRatio(R.keepalive.nginxRps)} | |`);
+    L.push(`| (reference) nginx / node:https keep-alive req/CPU-s | ${fmtRatio(R.keepalive.nginxReqPerCpuSecond)} | |`);
+  }
   for (const [v, x] of Object.entries(R.handshakes)) {
     L.push(`| full handshakes/s (${v}) | ${fmtRatio(x.perSecond)} | >= 0.9x: ${x.perSecond >= 0.9 ? 'met' : 'NOT met'} |`);
     L.push(`| full handshakes/server CPU-s (${v}) | ${fmtRatio(x.perServerCpuSecond)} | |`);
@@ -364,7 +385,7 @@ function markdown(doc) {
 
 async function main() {
   P.checkBuild();
-  for (const k of cfg.kinds) if (!['node', 'feersum'].includes(k)) P.fail(`unknown kind '${k}' in KINDS`);
+  for (const k of cfg.kinds) if (!['node', 'feersum', 'nginx'].includes(k)) P.fail(`unknown kind '${k}' in KINDS`);
   for (const tool of ['wrk', 'openssl']) {
     try {
       execFileSync('which', [tool], { stdio: 'ignore' });
@@ -412,6 +433,12 @@ async function main() {
         g('node', (r) => r.keepalive?.median?.reqPerCpuSecond),
       ),
       bestRps: ratio(g('feersum', (r) => r.keepalive?.best?.rps), g('node', (r) => r.keepalive?.best?.rps)),
+      // The reference: what nginx gets over node:https on the same machine.
+      nginxRps: ratio(g('nginx', (r) => r.keepalive?.median?.rps), g('node', (r) => r.keepalive?.median?.rps)),
+      nginxReqPerCpuSecond: ratio(
+        g('nginx', (r) => r.keepalive?.median?.reqPerCpuSecond),
+        g('node', (r) => r.keepalive?.median?.reqPerCpuSecond),
+      ),
     },
     handshakes: {},
     resumption: {},
@@ -432,7 +459,7 @@ async function main() {
     config: cfg,
     certificate: `openssl ${certCmd.map((x) => (x.startsWith(certDir) ? x.replace(certDir, '<tmp>') : x)).join(' ')}`,
     commands: {
-      server: `${pin}node bench/https.js --server <node|feersum> <port> <cert dir>`,
+      server: `${pin}node bench/https.js --server <node|feersum> <port> <cert dir>` + (cfg.kinds.includes('nginx') ? `; ${pin}nginx -c <conf> (one process)` : ''),
       keepalive: typed('wrk', wrkArgs('<port>', cfg.duration)),
       sTime,
     },

@@ -9,7 +9,8 @@
 //   CONNECTIONS [50]     wrk -c
 //   THREADS [1]          wrk -t
 //   PIPELINE_DEPTH [16]  requests per write in the pipelined test
-//   KINDS [node native psgi]
+//   KINDS [node native psgi]  add nginx for nginx (apt-get install nginx-light)
+//                             as a reference: one process, `return 200` with the same body
 //   SERVER_CPU [0]       taskset list for the server ('' = no pinning)
 //   CLIENT_CPUS [1]      taskset list for wrk ('' = no pinning)
 //   OUT [bench/results/<date>-hello.json]
@@ -102,14 +103,25 @@ function runWrk(test, port, seconds) {
 }
 
 
-/** The figures in wrk's text output. */
-
 async function checkResponse(port) {
   const res = await fetch(`http://127.0.0.1:${port}/`);
   const body = await res.text();
   if (res.status !== 200 || body !== 'Hello, World!\n') {
     throw new Error(`GET / answered ${res.status} ${JSON.stringify(body.slice(0, 80))}`);
   }
+}
+
+// nginx as the reference a target can be read against: the same body and
+// Content-Type, keep-alive limits like feersum-ts's defaults.
+async function startNginx(port) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'feersum-bench-nginx-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const http = `keepalive_timeout 75s; keepalive_requests 1000;
+  server { listen 127.0.0.1:${port}; location / { default_type text/plain; return 200 "Hello, World!\\n"; } }`;
+  const child = P.spawnNginx(dir, http, { cpus: cfg.serverCpu });
+  if (!child) P.fail('nginx is not installed (apt-get install nginx-light)');
+  await P.waitPort(port);
+  return child;
 }
 
 function alive(child) {
@@ -122,7 +134,7 @@ async function measureKind(kind) {
   const result = { kind, tests: {} };
   const port = await P.freePort();
   P.log(`\n== ${kind}: starting server on 127.0.0.1:${port}` + (cfg.serverCpu !== '' ? ` (cpu ${cfg.serverCpu})` : ''));
-  const server = await P.startServer(kind, port, { cpus: cfg.serverCpu });
+  const server = kind === 'nginx' ? await startNginx(port) : await P.startServer(kind, port, { cpus: cfg.serverCpu });
   result.pid = server.pid;
   try {
     await checkResponse(port);
@@ -216,10 +228,12 @@ function ratios(byKind) {
       rps: {
         nativeVsNode: ratio(g('native', 'rps'), g('node', 'rps')),
         psgiVsNode: ratio(g('psgi', 'rps'), g('node', 'rps')),
+        nginxVsNode: ratio(g('nginx', 'rps'), g('node', 'rps')),
       },
       reqPerCpuSecond: {
         nativeVsNode: ratio(g('native', 'reqPerCpuSecond'), g('node', 'reqPerCpuSecond')),
         psgiVsNode: ratio(g('psgi', 'reqPerCpuSecond'), g('node', 'reqPerCpuSecond')),
+        nginxVsNode: ratio(g('nginx', 'reqPerCpuSecond'), g('node', 'reqPerCpuSecond')),
       },
       // How much more a PSGI request costs than a native one, in %:
       // wall time per request (from req/s) and server CPU time per request.
@@ -272,6 +286,13 @@ function markdown(doc) {
         `${fmtPct(r.psgiOverheadPercent.time)} / ${fmtPct(r.psgiOverheadPercent.cpu)} |`,
     );
   }
+  if (c.kinds.includes('nginx')) {
+    L.push('');
+    for (const t of TESTS) {
+      const r = doc.ratios[t.name];
+      L.push(`(reference) nginx/node ${t.name}: ${fmtRatio(r.rps.nginxVsNode)} req/s, ${fmtRatio(r.reqPerCpuSecond.nginxVsNode)} req/CPU-s`);
+    }
+  }
   if (doc.errors.length) {
     L.push('');
     L.push('**Problems:**');
@@ -282,7 +303,7 @@ function markdown(doc) {
 
 async function main() {
   P.checkBuild();
-  for (const k of cfg.kinds) if (!['node', 'native', 'psgi'].includes(k)) P.fail(`unknown kind '${k}' in KINDS`);
+  for (const k of cfg.kinds) if (!['node', 'native', 'psgi', 'nginx'].includes(k)) P.fail(`unknown kind '${k}' in KINDS`);
   if (cores < 2 && (cfg.serverCpu !== '' || cfg.clientCpus !== '')) {
     P.log('warning: fewer than 2 cores; set SERVER_CPU= CLIENT_CPUS= to run unpinned');
   }

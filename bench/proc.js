@@ -222,6 +222,30 @@ function coreCount() {
   return fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').filter((l) => /^processor\s*:/.test(l)).length;
 }
 
+/**
+ * nginx as a reference server: one process (no master, no daemon), so
+ * /proc/<pid> holds all its CPU time, pinned like the others. `http` is the
+ * body of the config's http block; logs and temp files go to `dir`.
+ * Returns the child, or null when nginx is not installed.
+ */
+function spawnNginx(dir, http, { cpus = null } = {}) {
+  try {
+    execFileSync('nginx', ['-v'], { stdio: 'pipe' });
+  } catch {
+    return null;
+  }
+  const conf = path.join(dir, `nginx-${process.pid}-${Date.now()}.conf`);
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir};`).join(' ');
+  fs.writeFileSync(
+    conf,
+    `daemon off; master_process off; worker_processes 1; pid ${conf}.pid; error_log ${dir}/nginx-error.log;\n` +
+      `events { worker_connections 4096; }\nhttp { access_log off; ${temp}\n${http}\n}\n`,
+  );
+  const args = ['-c', conf, '-p', dir];
+  const [cmd, argv] = cpus !== null && cpus !== '' ? ['taskset', ['-c', String(cpus), 'nginx', ...args]] : ['nginx', args];
+  return track(spawn(cmd, argv, { stdio: ['ignore', 'inherit', 'inherit'] }));
+}
+
 function today() {
   const d = new Date();
   const p = (n) => String(n).padStart(2, '0');
@@ -243,6 +267,7 @@ module.exports = {
   spawnNode,
   waitMessage,
   startServer,
+  spawnNginx,
   stop,
   killAll,
   track,
