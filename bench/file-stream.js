@@ -115,7 +115,6 @@ async function main() {
   P.checkBuild();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'feersum-file-'));
   const file = path.join(dir, 'file');
-  fs.writeFileSync(file, Buffer.alloc(0));
   const fd = fs.openSync(file, 'w');
   const block = Buffer.alloc(1024 * 1024, 0x61);
   for (let n = 0; n < cfg.size; n += block.length) fs.writeSync(fd, block, 0, Math.min(block.length, cfg.size - n));

@@ -164,8 +164,6 @@ async function measured(pid, fn) {
   return { r, m };
 }
 
-
-
 /** s_time's summary: connections and the client's user seconds; 'r' = resumed, '*' = new. */
 function parseSTime(text) {
   const m = /(\d+) connections in ([\d.]+)s; ([\d.]+) connections\/user sec/.exec(text);
@@ -311,7 +309,6 @@ async function measureKind(kind, certDir) {
   }
   return result;
 }
-
 
 function markdown(doc) {
   const L = [];

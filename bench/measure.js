@@ -102,7 +102,6 @@ function runWrk(test, port, seconds) {
   });
 }
 
-
 async function checkResponse(port) {
   const res = await fetch(`http://127.0.0.1:${port}/`);
   const body = await res.text();

@@ -24,6 +24,7 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const P = require('./proc');
+const { runWrk } = require('./wrk-report');
 
 const env = process.env;
 const cfg = {
@@ -91,21 +92,6 @@ const counts = (workers) =>
     w.send('count');
   })));
 
-function wrk(args) {
-  let cmd = 'wrk';
-  if (cfg.clientCpus) {
-    args = ['-c', cfg.clientCpus, cmd, ...args];
-    cmd = 'taskset';
-  }
-  return new Promise((resolve, reject) => {
-    const child = P.track(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] }));
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`wrk exited with ${code}`))));
-  });
-}
-
 const LOADS = [
   { name: 'keep-alive', extra: [] },
   { name: 'new connection per request', extra: ['-H', 'Connection: close'] },
@@ -125,9 +111,9 @@ async function measure(mode) {
   const out = [];
   for (const load of LOADS) {
     const url = `http://127.0.0.1:${port}/`;
-    await wrk([`-t${cfg.threads}`, `-c${cfg.connections}`, '-d1s', ...load.extra, url]); // warm-up
+    await runWrk([`-t${cfg.threads}`, `-c${cfg.connections}`, '-d1s', ...load.extra, url], cfg.clientCpus); // warm-up
     await counts(workers);
-    const text = await wrk([`-t${cfg.threads}`, `-c${cfg.connections}`, `-d${cfg.duration}s`, ...load.extra, url]);
+    const text = await runWrk([`-t${cfg.threads}`, `-c${cfg.connections}`, `-d${cfg.duration}s`, ...load.extra, url], cfg.clientCpus);
     const per = await counts(workers);
     const total = per.reduce((a, b) => a + b, 0);
     const shares = per.map((n) => (100 * n) / total).sort((a, b) => b - a);
@@ -141,7 +127,7 @@ async function measure(mode) {
   // Recycling under load: each worker in turn is replaced while wrk runs.
   const url = `http://127.0.0.1:${port}/`;
   const seconds = Math.max(4, cfg.workers + 2);
-  const run = wrk([`-t${cfg.threads}`, `-c${cfg.connections}`, `-d${seconds}s`, '-H', 'Connection: close', url]);
+  const run = runWrk([`-t${cfg.threads}`, `-c${cfg.connections}`, `-d${seconds}s`, '-H', 'Connection: close', url], cfg.clientCpus);
   await new Promise((r) => setTimeout(r, 1000));
   for (let i = 0; i < cfg.workers; i++) {
     const fresh = startWorker(mode, port, fd);

@@ -23,7 +23,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const P = require('./proc');
-const { parseWrk, fmt } = require('./wrk-report');
+const { parseWrk, runWrk, fmt } = require('./wrk-report');
 
 const env = process.env;
 const list = (v, d) => (v ?? d).split(/[\s,]+/).filter(Boolean);
@@ -94,21 +94,6 @@ function startRunner(workers, maxReqs, pinned) {
   });
 }
 
-function wrk(args, pinned) {
-  let cmd = 'wrk';
-  if (pinned) {
-    args = ['-c', cfg.clientCpus, cmd, ...args];
-    cmd = 'taskset';
-  }
-  return new Promise((resolve, reject) => {
-    const child = P.track(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] }));
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`wrk exited with ${code}`))));
-  });
-}
-
 
 async function measure(workers, maxReqs, pin) {
   const pinned = pin === 'split';
@@ -120,9 +105,9 @@ async function measure(workers, maxReqs, pin) {
     for (const load of LOADS) {
       const base = [`-t${cfg.threads}`, `-c${cfg.connections}`, '--latency', ...load.extra];
       const url = `http://127.0.0.1:${port}/`;
-      if (cfg.warmup > 0) await wrk([...base, `-d${cfg.warmup}s`, url], pinned);
+      if (cfg.warmup > 0) await runWrk([...base, `-d${cfg.warmup}s`, url], pinned ? cfg.clientCpus : '');
       const c0 = treeCpu(child.pid);
-      const text = await wrk([...base, `-d${cfg.duration}s`, url], pinned);
+      const text = await runWrk([...base, `-d${cfg.duration}s`, url], pinned ? cfg.clientCpus : '');
       const c1 = treeCpu(child.pid);
       const w = parseWrk(text);
       const r = { requests: w.requests, rps: w.rps, p50_ms: w.latency.p50_ms ?? NaN, p99_ms: w.latency.p99_ms ?? NaN, errors: w.errors };

@@ -1,6 +1,9 @@
-// What the benchmark scripts share for reading wrk and printing figures:
-// wrk's text output parsed into numbers, and the number formats of the tables.
+// What the benchmark scripts share for running wrk and printing figures:
+// running it, its text output parsed into numbers, the tables' number formats.
 'use strict';
+const { spawn } = require('node:child_process');
+
+const P = require('./proc');
 
 const UNITS = { us: 1e-3, ms: 1, s: 1000, m: 60000 };
 
@@ -32,6 +35,18 @@ function parseWrk(text) {
   return r;
 }
 
+/** Runs wrk (pinned to `cpus` when given) and resolves with its output; rejects if it fails. */
+function runWrk(args, cpus = '') {
+  const [cmd, argv] = cpus ? ['taskset', ['-c', String(cpus), 'wrk', ...args]] : ['wrk', args];
+  return new Promise((resolve, reject) => {
+    const child = P.track(spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] }));
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`wrk exited with ${code}`))));
+  });
+}
+
 function fmt(n) {
   return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a';
 }
@@ -45,4 +60,4 @@ function fmtRatio(x) {
   return Number.isFinite(x) ? `${x.toFixed(2)}x` : 'n/a';
 }
 
-module.exports = { parseWrk, fmt, pct, ratio, fmtRatio };
+module.exports = { parseWrk, runWrk, fmt, pct, ratio, fmtRatio };
