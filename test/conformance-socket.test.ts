@@ -46,7 +46,7 @@ import {
   refusalStatus,
   strict,
 } from './conformance-cases';
-import { openFdCount, parseResponses, rawExchange, startServer, type TestServer, waitFor } from './helpers';
+import { openFdCount, parseResponses, rawExchange, startServer, type TestServer, waitFor, wholeBodyHandler } from './helpers';
 
 // ------------------------------------------------------------------ server
 
@@ -71,21 +71,7 @@ function record(req: FeersumRequest, body: Buffer): void {
   seenByPort.set(req.remotePort, list);
 }
 
-function handler(req: FeersumRequest): void {
-  if (req.bodyBuffered) {
-    record(req, req.body ?? Buffer.alloc(0));
-    req.sendResponse(200, ['Content-Type', 'text/plain'], '');
-    return;
-  }
-  // Not expected with a 1 MiB body buffer, but a streamed body is recorded whole too.
-  const parts: Buffer[] = [];
-  req.input.on('data', (d: Buffer) => parts.push(d));
-  req.input.on('error', () => {});
-  req.input.on('end', () => {
-    record(req, Buffer.concat(parts));
-    req.sendResponse(200, ['Content-Type', 'text/plain'], '');
-  });
-}
+const handler = wholeBodyHandler(record);
 
 // ------------------------------------------------------------------ the inputs
 

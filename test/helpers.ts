@@ -156,6 +156,25 @@ export function parseResponses(buf: Buffer, opts: { headRequests?: number[]; toE
   return out;
 }
 
+/** A handler that gathers the whole request body, buffered or streamed, passes
+ *  it to `onRequest` and answers 200 with an empty text/plain body. */
+export function wholeBodyHandler(onRequest: (req: FeersumRequest, body: Buffer) => void): (req: FeersumRequest) => void {
+  return (req) => {
+    if (req.bodyBuffered) {
+      onRequest(req, req.body ?? Buffer.alloc(0));
+      req.sendResponse(200, ['Content-Type', 'text/plain'], '');
+      return;
+    }
+    const parts: Buffer[] = [];
+    req.input.on('data', (d: Buffer) => parts.push(d));
+    req.input.on('error', () => {});
+    req.input.on('end', () => {
+      onRequest(req, Buffer.concat(parts));
+      req.sendResponse(200, ['Content-Type', 'text/plain'], '');
+    });
+  };
+}
+
 export function openFdCount(): number {
   return fs.readdirSync('/proc/self/fd').length;
 }

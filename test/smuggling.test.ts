@@ -19,7 +19,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { FeersumRequest } from '../lib/index';
-import { openFdCount, parseResponses, sleep, startServer, type TestServer, waitFor } from './helpers';
+import { openFdCount, parseResponses, sleep, startServer, type TestServer, waitFor, wholeBodyHandler } from './helpers';
 
 // ------------------------------------------------------------------ server
 
@@ -40,20 +40,7 @@ function record(req: FeersumRequest, body: Buffer): void {
   seenByPort.set(req.remotePort, list);
 }
 
-function handler(req: FeersumRequest): void {
-  if (req.bodyBuffered) {
-    record(req, req.body ?? Buffer.alloc(0));
-    req.sendResponse(200, ['Content-Type', 'text/plain'], '');
-    return;
-  }
-  const parts: Buffer[] = [];
-  req.input.on('data', (d: Buffer) => parts.push(d));
-  req.input.on('error', () => {});
-  req.input.on('end', () => {
-    record(req, Buffer.concat(parts));
-    req.sendResponse(200, ['Content-Type', 'text/plain'], '');
-  });
-}
+const handler = wholeBodyHandler(record);
 
 beforeAll(async () => {
   baselineFds = openFdCount();
