@@ -275,7 +275,7 @@ template <class S>
 struct Walker {
   const char* b;
   size_t lim;       // bytes we may look at: min(len, max_head_size)
-  size_t max_line;  // bytes of one field line, CRLF included
+  size_t max_line;  // bytes of one line (request or field line), CRLF included
   S scan;
   ParseError err = ParseError::None;
   size_t err_off = 0;
@@ -359,6 +359,7 @@ struct Walker {
       form_ok = isAbsoluteForm(tp, tn);
     }
     if (!form_ok) return fail(ParseError::BadRequest, t0);
+    if (v + 10 - s > max_line) return fail(ParseError::UriTooLong, s);
 
     rl->method_off = s;
     rl->method_len = m - s;
@@ -642,12 +643,12 @@ FEERSUM_ALWAYS_INLINE ParseResult parseImpl(const char* buf, size_t len, uint32_
   auto error = [&](ParseError e, size_t off) {
     return ParseResult{ParseStatus::Error, e, static_cast<uint32_t>(off)};
   };
-  const ParseError line_too_long[2] = {ParseError::HeadTooLarge, ParseError::UriTooLong};
   auto needMore = [&](size_t line_start, bool in_request_line) {
-    if (len >= max) return error(line_too_long[in_request_line], max);
+    const ParseError too_long = in_request_line ? ParseError::UriTooLong : ParseError::HeadTooLarge;
+    if (len >= max) return error(too_long, max);
     // An unfinished line already over the line limit: refuse it now rather
     // than buffer up to max_head_size of it.
-    if (len - line_start > limits.max_line_size) return error(line_too_long[in_request_line], line_start);
+    if (len - line_start > limits.max_line_size) return error(too_long, line_start);
     *scanned = static_cast<uint32_t>(line_start);
     return ParseResult{ParseStatus::Partial, ParseError::None, 0};
   };
@@ -685,7 +686,6 @@ FEERSUM_ALWAYS_INLINE ParseResult parseImpl(const char* buf, size_t len, uint32_
   s = w.requestLine(pos, &rl);
   if (s == Step::Fail) return error(w.err, w.err_off);
   if (s == Step::NeedMore) return needMore(pos, true);
-  if (rl.next - pos > limits.max_line_size) return error(ParseError::UriTooLong, pos);  // CRLF included
 
   FieldState st;
   s = w.template fieldLines<true>(rl.next, 0, &st, out->fields, limits.max_headers);
